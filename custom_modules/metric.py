@@ -1,0 +1,157 @@
+"""The DSB2018 competition metric as an mmengine metric.
+
+Per image, for each IoU threshold t in 0.50, 0.55, ..., 0.95: a prediction
+matches a ground-truth nucleus when their IoU is *strictly* above t, and the
+image scores TP / (TP + FP + FN). The image's score is the mean over
+thresholds, the data set's the mean over images. Predictions are first made
+non-overlapping by :func:`instances_to_label_map` (what the exporter submits).
+
+An image with no ground-truth nuclei scores 1.0 when nothing is predicted
+and 0.0 otherwise (every prediction is a false positive).
+"""
+from collections import OrderedDict
+from typing import List, Optional, Sequence
+
+import numpy as np
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+
+from .postprocess import instances_to_label_map, label_map_iou
+from .rle import coco_encode_label_map
+
+DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
+
+
+def precision_at(iou: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """TP / (TP + FP + FN) at each threshold from a ``gt x pred`` IoU matrix."""
+    n_gt, n_pred = iou.shape
+    out = np.empty(len(thresholds))
+    for i, t in enumerate(thresholds):
+        # IoU > 0.5 makes matches one-to-one, so counting suffices.
+        match = iou > t
+        tp = int(match.any(1).sum())
+        fp, fn = n_pred - int(match.any(0).sum()), n_gt - tp
+        denom = tp + fp + fn
+        out[i] = 1.0 if denom == 0 else tp / denom
+    return out
+
+
+def score_label_maps(gt: np.ndarray, pred: np.ndarray,
+                     thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Per-threshold scores of one image given two label maps."""
+    return precision_at(label_map_iou(gt, pred), thresholds)
+
+
+def _masks_array(masks) -> np.ndarray:
+    """Dense ``N x H x W`` bool array from BitmapMasks, tensors or arrays."""
+    if hasattr(masks, 'to_ndarray'):
+        masks = masks.to_ndarray()
+    elif hasattr(masks, 'detach'):
+        masks = masks.detach().cpu().numpy()
+    return np.asarray(masks).astype(bool)
+
+
+def sample_label_maps(sample: dict, min_area: int = 0, score_thr: float = 0.0):
+    """Ground-truth and predicted label maps (and scores) of a data sample dict.
+
+    Returns:
+        ``(gt_label_map or None, pred_label_map, pred_scores)``.
+    """
+    pred = sample['pred_instances']
+    shape = tuple(sample['ori_shape'])
+    masks = _masks_array(pred['masks']) if len(pred['scores']) else np.zeros((0, ) + shape, bool)
+    scores = np.asarray(pred['scores'].cpu() if hasattr(pred['scores'], 'cpu') else pred['scores'])
+    pred_map, kept = instances_to_label_map(masks, scores, min_area, score_thr)
+    gt = sample.get('gt_instances')
+    gt_map = None
+    if gt is not None and 'masks' in gt:
+        gt_masks = _masks_array(gt['masks'])
+        if gt_masks.shape[1:] != shape:
+            gt_masks = np.zeros((0, ) + shape, bool)
+        gt_map, _ = instances_to_label_map(gt_masks)
+    return gt_map, pred_map, scores[kept]
+
+
+@METRICS.register_module()
+class DSBMetric(BaseMetric):
+    """Mean over images of the mean over IoU thresholds of TP/(TP+FP+FN).
+
+    Args:
+        thresholds: IoU thresholds (default 0.50..0.95 by 0.05).
+        min_area: predicted fragments below this area are dropped first.
+        score_thr: predictions scoring below it are ignored.
+        segm_ap: also compute COCO segm AP/AP50 (pycocotools).
+        collect_device: 'cpu' or 'gpu' for distributed collection.
+        prefix: key prefix (``dsb/score``, ``dsb/P@0.50``, ...).
+    """
+
+    default_prefix: Optional[str] = 'dsb'
+
+    def __init__(self, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, min_area: int = 0,
+                 score_thr: float = 0.0, segm_ap: bool = False, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.min_area = min_area
+        self.score_thr = score_thr
+        self.segm_ap = segm_ap
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            gt_map, pred_map, scores = sample_label_maps(sample, self.min_area, self.score_thr)
+            if gt_map is None:
+                continue
+            result = dict(img_id=sample.get('img_id'),
+                          scores=score_label_maps(gt_map, pred_map, self.thresholds))
+            if self.segm_ap:
+                result['gt'] = list(coco_encode_label_map(gt_map).values())
+                result['pred'] = [(rle, float(scores[lab - 1]))
+                                  for lab, rle in coco_encode_label_map(pred_map).items()]
+            self.results.append(result)
+
+    def compute_metrics(self, results: List[dict]) -> dict:
+        logger = MMLogger.get_current_instance()
+        if not self.dataset_meta.get('has_annotations', True) or not results:
+            logger.info('DSBMetric: no ground truth in this set, no score computed')
+            return {}
+        per_image = np.stack([r['scores'] for r in results])
+        metrics = OrderedDict(score=float(per_image.mean()))
+        for t, value in zip(self.thresholds, per_image.mean(0)):
+            metrics[f'P@{t:.2f}'] = float(value)
+        if self.segm_ap:
+            metrics.update(coco_segm_ap(results))
+        logger.info(f'DSB score over {len(results)} images: {metrics["score"]:.4f}')
+        return metrics
+
+
+def coco_segm_ap(results: List[dict]) -> dict:
+    """COCO segm AP and AP50 from stored RLEs (up to 1000 detections/image)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    images, gts, dts = [], [], []
+    for img_id, r in enumerate(results, start=1):
+        h, w = (r['gt'] or [p for p, _ in r['pred']] or [{'size': [1, 1]}])[0]['size']
+        images.append(dict(id=img_id, height=h, width=w))
+        for rle in r['gt']:
+            gts.append(dict(id=len(gts) + 1, image_id=img_id, category_id=1, segmentation=rle,
+                            area=float(rle_area(rle)), iscrowd=0, bbox=[0, 0, 1, 1]))
+        for rle, s in r['pred']:
+            dts.append(dict(image_id=img_id, category_id=1, segmentation=rle, score=s))
+    if not gts or not dts:
+        return dict(segm_AP=0.0, segm_AP50=0.0)
+    coco_gt = COCO()
+    coco_gt.dataset = dict(images=images, annotations=gts, categories=[dict(id=1, name='nucleus')])
+    coco_gt.createIndex()
+    evaluator = COCOeval(coco_gt, coco_gt.loadRes(dts), 'segm')
+    evaluator.params.maxDets = [10, 100, 1000]
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return dict(segm_AP=float(evaluator.stats[0]), segm_AP50=float(evaluator.stats[1]))
+
+
+def rle_area(rle: dict) -> int:
+    """Area of a COCO RLE dict whose counts are a str."""
+    from pycocotools import mask as mask_utils
+    return int(mask_utils.area(dict(rle, counts=rle['counts'].encode('ascii'))))

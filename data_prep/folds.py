@@ -1,0 +1,64 @@
+"""Group-aware, stratified K-fold assignment."""
+import csv
+import random
+from collections import Counter, defaultdict
+from typing import Dict, List, Optional
+
+
+def read_groups(path: str) -> Dict[str, str]:
+    """Read ``img_id,mosaic_idx[,...]``; an empty ``mosaic_idx`` means no group.
+
+    Raises:
+        ValueError: a missing column, naming the file.
+    """
+    with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        missing = {'img_id', 'mosaic_idx'} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f'{path}: missing column(s) {sorted(missing)}; '
+                             'expected img_id,mosaic_idx')
+        return {row['img_id']: row['mosaic_idx'].strip() for row in reader
+                if row['mosaic_idx'] and row['mosaic_idx'].strip()}
+
+
+def assign_folds(image_ids: List[str], strata: Dict[str, str], num_folds: int,
+                 groups: Optional[Dict[str, str]] = None, seed: int = 0) -> Dict[str, int]:
+    """Assign every image to one of ``num_folds`` folds.
+
+    Images of one group always share a fold; groups are dealt out greedily,
+    largest first, to the fold holding fewest images of the group's stratum
+    (ties: fewest images overall), so every stratum spreads evenly.
+
+    Args:
+        image_ids: all images.
+        strata: image id -> stratum (kind and size, say).
+        num_folds: K >= 2.
+        groups: image id -> group key; images not in it are their own group.
+        seed: shuffles groups of equal size before dealing.
+
+    Returns:
+        image id -> fold index in ``0..K-1``.
+    """
+    groups = groups or {}
+    members = defaultdict(list)
+    for img_id in image_ids:
+        members[('g', groups[img_id]) if img_id in groups else ('i', img_id)].append(img_id)
+    if num_folds < 2:
+        raise ValueError(f'need at least 2 folds, got {num_folds}')
+    if len(members) < num_folds:
+        raise ValueError(f'{len(members)} groups cannot fill {num_folds} folds')
+    keys = sorted(members)
+    random.Random(seed).shuffle(keys)
+    keys.sort(key=lambda k: -len(members[k]))
+    per_stratum = [Counter() for _ in range(num_folds)]
+    totals = [0] * num_folds
+    folds = {}
+    for key in keys:
+        imgs = members[key]
+        stratum = Counter(strata[i] for i in imgs).most_common(1)[0][0]
+        best = min(range(num_folds), key=lambda f: (per_stratum[f][stratum], totals[f], f))
+        for img_id in imgs:
+            folds[img_id] = best
+            per_stratum[best][strata[img_id]] += 1
+        totals[best] += len(imgs)
+    return folds

@@ -1,0 +1,291 @@
+"""Convert DSB2018 data (competition layout or Kaggle RLE CSV) into COCO JSON.
+
+Examples::
+
+    python data_prep/prepare_dsb.py ../shared/dsb2018/stage1_train data/dsb \\
+        --groups ../shared/dsb2018/mosaic_groups.csv --folds 5 --fold 0
+    python data_prep/prepare_dsb.py stage1_train_labels.csv data/dsb --images stage1_train
+    python data_prep/prepare_dsb.py stage1_test data/test        # images only
+
+Outputs in OUT_DIR: ``full.json`` (every image), and for labelled data
+``train_fold<F>.json``, ``val_fold<F>.json`` and ``folds.csv``. Nothing is
+written unless every input is valid.
+"""
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from multiprocessing import Pool
+from typing import List, Optional, Tuple
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from custom_modules.image_io import (ImageReadError, image_kind, image_path_in,
+                                     read_image_file, read_mask_file, size_bucket)
+from custom_modules.rle import coco_encode_label_map, label_map_from_runs, parse_kaggle
+from data_prep.folds import assign_folds, read_groups
+
+CATEGORIES = [{'id': 1, 'name': 'nucleus'}]
+
+
+class InputError(ValueError):
+    """Invalid input; the message names the file or row."""
+
+
+def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
+    """List ImageIds of a competition-layout folder and whether it has masks."""
+    try:
+        names = sorted(os.listdir(src))
+    except OSError as err:
+        raise InputError(f'{src}: cannot list folder ({err.strerror})') from None
+    ids, seen, with_masks = [], {}, []
+    for name in names:
+        folder = os.path.join(src, name)
+        if not os.path.isdir(folder):
+            continue
+        if name.lower() in seen:
+            raise InputError(f'{folder}: duplicated ImageId (also {seen[name.lower()]})')
+        seen[name.lower()] = folder
+        if not os.path.isdir(os.path.join(folder, 'images')):
+            raise InputError(f'{folder}: missing images/ folder')
+        ids.append(name)
+        with_masks.append(os.path.isdir(os.path.join(folder, 'masks')))
+    if not ids:
+        raise InputError(f'{src}: no <ImageId>/images/ folders found')
+    labelled = any(with_masks) and not images_only
+    if labelled and not all(with_masks):
+        missing = ids[with_masks.index(False)]
+        raise InputError(f'{os.path.join(src, missing)}: no masks/ folder, while other images have one '
+                         '(use --images-only to ignore masks)')
+    return ids, labelled
+
+
+def read_rle_csv(path: str, images_dir: str):
+    """Parse a Kaggle CSV into ``{ImageId: (image_path, shape_or_None, [runs])}``."""
+    import pandas as pd
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f'{path}: cannot read CSV ({err})') from None
+    missing = {'ImageId', 'EncodedPixels'} - set(table.columns)
+    if missing:
+        raise InputError(f'{path}: missing column(s) {sorted(missing)}')
+    has_size = {'Height', 'Width'} <= set(table.columns)
+    dup = table.duplicated(['ImageId', 'EncodedPixels']) & (table['EncodedPixels'].str.strip() != '')
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise InputError(f'{path}: row {row + 2}: duplicated ImageId/EncodedPixels pair '
+                         f'(ImageId {table.ImageId[row]})')
+    entries = {}
+    for row, rec in enumerate(table.itertuples(index=False)):
+        where = f'{path}: row {row + 2} (ImageId {rec.ImageId})'
+        if rec.ImageId not in entries:
+            try:
+                img_path = image_path_in(images_dir, rec.ImageId)
+            except ImageReadError as err:
+                raise InputError(f'{where}: {err}') from None
+            entries[rec.ImageId] = [img_path, None, []]
+        entry = entries[rec.ImageId]
+        if has_size:
+            try:
+                shape = (int(rec.Height), int(rec.Width))
+            except ValueError:
+                raise InputError(f'{where}: Height/Width are not integers') from None
+            if entry[1] not in (None, shape):
+                raise InputError(f'{where}: size {shape} differs from an earlier row {entry[1]}')
+            entry[1] = shape
+        entry[2].append((row, rec.EncodedPixels))
+    return entries
+
+
+def process_image(job) -> Tuple[dict, list, Counter]:
+    """Read one image and its instances; return image record, annotations, counts."""
+    image_id, img_path, rel_path = job['image_id'], job['path'], job['file_name']
+    mask_paths, csv_rows, csv_path = job.get('masks'), job.get('rows'), job.get('csv')
+    img = read_image_file(img_path)
+    h, w = img.shape[:2]
+    if job.get('shape') not in (None, (h, w)):
+        raise InputError(f'{csv_path}: ImageId {image_id}: Height/Width {job["shape"]} differ from '
+                         f'the image {img_path} ({h}x{w})')
+    stats = Counter(images=1)
+    record = dict(file_name=rel_path, height=h, width=w, image_id=image_id,
+                  kind=image_kind(img), size=size_bucket(h, w), channels=1 if img.ndim == 2 else img.shape[2],
+                  bit_depth=8 * img.dtype.itemsize)
+    record['stratum'] = f"{record['kind']}/{record['size']}"
+    if mask_paths is None and csv_rows is None:
+        return record, [], stats
+    label = np.zeros((h, w), dtype=np.int32)
+    if mask_paths is not None:
+        for k, path in enumerate(mask_paths, start=1):
+            mask = read_mask_file(path)
+            if mask.shape != (h, w):
+                raise ImageReadError(f'{path}: mask is {mask.shape[0]}x{mask.shape[1]}, '
+                                     f'its image {img_path} is {h}x{w}')
+            stats['mask files'] += 1
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            if rows.size == 0:
+                stats['empty masks dropped'] += 1
+                continue
+            sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            sub, lab = mask[sl], label[sl]
+            clash = sub & (lab != 0)
+            if clash.any():
+                stats['overlapping pixels resolved'] += int(clash.sum())
+            lab[sub & (lab == 0)] = k
+    else:
+        runs = []
+        for row, text in csv_rows:
+            try:
+                runs.append(parse_kaggle(text, (h, w)))
+            except ValueError as err:
+                raise InputError(f'{csv_path}: row {row + 2} (ImageId {image_id}): {err}') from None
+            stats['mask files'] += 1
+            if len(runs[-1][0]) == 0:
+                stats['empty masks dropped'] += 1
+        label, contested = label_map_from_runs((h, w), runs)
+        stats['overlapping pixels resolved'] += contested
+    areas = np.bincount(label.ravel(), minlength=label.max() + 1)
+    boxes = ndimage.find_objects(label)
+    anns = []
+    for lab, rle in coco_encode_label_map(label).items():
+        ys, xs = boxes[lab - 1]
+        anns.append(dict(category_id=1, segmentation=rle, area=int(areas[lab]), iscrowd=0,
+                         bbox=[int(xs.start), int(ys.start), int(xs.stop - xs.start),
+                               int(ys.stop - ys.start)]))
+    given = (len(mask_paths) if mask_paths is not None else len(csv_rows)) - stats['empty masks dropped']
+    stats['masks emptied by overlap'] = given - len(anns)
+    stats['nuclei'] = len(anns)
+    return record, anns, stats
+
+
+def build_jobs(args) -> Tuple[list, bool]:
+    """Describe one job per image, validating the layout first."""
+    if os.path.isfile(args.src):
+        if not args.images:
+            raise InputError(f'{args.src}: a CSV source needs --images DIR')
+        entries = read_rle_csv(args.src, args.images)
+        return [dict(image_id=i, path=p, file_name=os.path.relpath(p, args.images), shape=shape,
+                     rows=rows, csv=args.src) for i, (p, shape, rows) in sorted(entries.items())], True
+    ids, labelled = scan_layout(args.src, args.images_only)
+    jobs = []
+    for img_id in ids:
+        rel = os.path.join(img_id, 'images', img_id + '.png')
+        if not os.path.isfile(os.path.join(args.src, rel)):
+            raise InputError(f'{os.path.join(args.src, img_id, "images")}: missing {img_id}.png')
+        masks = None
+        if labelled:
+            mdir = os.path.join(args.src, img_id, 'masks')
+            masks = [os.path.join(mdir, m) for m in sorted(os.listdir(mdir))
+                     if not m.startswith('.')]
+        jobs.append(dict(image_id=img_id, path=os.path.join(args.src, rel), file_name=rel,
+                         masks=masks))
+    return jobs, labelled
+
+
+def coco_dict(images: list, anns: list, labelled: bool) -> dict:
+    """Assemble a COCO dict; an images-only set has no ``annotations`` key."""
+    out = dict(info=dict(description='DSB2018 nuclei, made by nucleiseg data_prep'),
+               images=images, categories=CATEGORIES)
+    if labelled:
+        out['annotations'] = anns
+    return out
+
+
+def write_atomic(path: str, text: str) -> str:
+    """Write ``text`` to ``path + '.tmp'`` and return that temporary name."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    return tmp
+
+
+def write_outputs(args, images: list, anns: list, labelled: bool) -> List[str]:
+    """Write every output under a temporary name, then rename them all."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    outputs = {os.path.join(args.out_dir, 'full.json'): coco_dict(images, anns, labelled)}
+    if labelled:
+        groups = read_groups(args.groups) if args.groups else None
+        strata = {im['image_id']: im['stratum'] for im in images}
+        folds = assign_folds([im['image_id'] for im in images], strata, args.folds, groups,
+                             args.seed)
+        for im in images:
+            im['fold'] = folds[im['image_id']]
+        for split, keep in (('train', lambda f: f != args.fold), ('val', lambda f: f == args.fold)):
+            sub = [im for im in images if keep(im['fold'])]
+            ids = {im['id'] for im in sub}
+            outputs[os.path.join(args.out_dir, f'{split}_fold{args.fold}.json')] = coco_dict(
+                sub, [a for a in anns if a['image_id'] in ids], True)
+        csv_text = 'img_id,fold,stratum\n' + ''.join(
+            f"{im['image_id']},{im['fold']},{im['stratum']}\n" for im in images)
+    tmps = [(write_atomic(p, json.dumps(d)), p) for p, d in outputs.items()]
+    if labelled:
+        tmps.append((write_atomic(os.path.join(args.out_dir, 'folds.csv'), csv_text),
+                     os.path.join(args.out_dir, 'folds.csv')))
+    for tmp, path in tmps:
+        os.replace(tmp, path)
+    return [p for _, p in tmps]
+
+
+def parse_args(argv: Optional[list] = None):
+    parser = argparse.ArgumentParser(
+        description='DSB2018 competition layout or Kaggle RLE CSV -> COCO instance JSON with folds.')
+    parser.add_argument('src', help='folder in the competition layout (<ImageId>/images/<ImageId>.png, '
+                        '<ImageId>/masks/*.png), or a Kaggle CSV ImageId,EncodedPixels[,Height,Width]')
+    parser.add_argument('out_dir', help='output folder for full.json, train/val_fold<F>.json, folds.csv')
+    parser.add_argument('--images', help='image folder for a CSV source (<id>/images/<id>.png or <id>.png); '
+                        'file_name in the JSON is relative to it')
+    parser.add_argument('--groups', help='CSV img_id,mosaic_idx: images of one mosaic share a fold '
+                        '(default: each image is its own group)')
+    parser.add_argument('--folds', type=int, default=5, help='number of folds K (default 5)')
+    parser.add_argument('--fold', type=int, default=0, help='fold written as val_fold<F>.json (default 0)')
+    parser.add_argument('--seed', type=int, default=0, help='seed for the fold assignment (default 0)')
+    parser.add_argument('--images-only', action='store_true',
+                        help='ignore masks and write an images-only JSON for inference')
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                        help='worker processes (default: all cores)')
+    args = parser.parse_args(argv)
+    if not 0 <= args.fold < args.folds:
+        parser.error(f'--fold must be in 0..{args.folds - 1}')
+    return args
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args(argv)
+    try:
+        jobs, labelled = build_jobs(args)
+        images, anns, totals = [], [], Counter()
+        with Pool(max(1, args.workers)) as pool:
+            results = pool.imap(process_image, jobs, chunksize=4)
+            for img_idx, (record, img_anns, stats) in enumerate(
+                    tqdm(results, total=len(jobs), desc='images', unit='img', file=sys.stderr), 1):
+                images.append(dict(id=img_idx, **record))
+                for ann in img_anns:
+                    anns.append(dict(id=len(anns) + 1, image_id=img_idx, **ann))
+                totals += stats
+        written = write_outputs(args, images, anns, labelled)
+    except (InputError, ImageReadError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        print('nothing was written', file=sys.stderr)
+        return 2
+    kinds = Counter(im['kind'] for im in images)
+    print(f"images: {len(images)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
+    if labelled:
+        print(f"nuclei: {len(anns)} from {totals['mask files']} masks")
+        sizes = Counter(im['fold'] for im in images)
+        print(f"folds: {args.folds} ({', '.join(str(sizes[f]) for f in range(args.folds))} images), "
+              f'val fold {args.fold}')
+        print(f"fixes: {totals['empty masks dropped']} empty masks dropped, "
+              f"{totals['overlapping pixels resolved']} overlapping pixels given to the first mask, "
+              f"{totals['masks emptied by overlap']} masks emptied by overlap dropped")
+    else:
+        print('no masks: images-only JSON for inference')
+    for path in written:
+        print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

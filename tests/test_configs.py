@@ -1,0 +1,97 @@
+"""Every config builds; the smoke config trains, resumes, tests with TTA, exports."""
+import csv
+import glob
+import os.path as osp
+import pickle
+
+import pytest
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+import custom_modules  # noqa: F401
+from conftest import REPO, run_tool
+from custom_modules.submission import check_submission
+
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config_builds_model_and_tta_model(path):
+    cfg = Config.fromfile(path)
+    model = MODELS.build(cfg.model)
+    assert model.roi_head.bbox_head.num_classes == 1
+    assert model.roi_head.mask_head.num_classes == 1
+    tta = MODELS.build(dict(cfg.tta_model, module=cfg.model))
+    assert tta.module.__class__.__name__ == 'NucleusMaskRCNN'
+
+
+def test_misspelled_keys_fail_loudly():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
+    bad = cfg.copy()
+    bad.model.postprocess = dict(min_aera=3)
+    with pytest.raises(TypeError, match='min_aera'):
+        MODELS.build(bad.model)
+    bad = Config.fromfile(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
+    bad.model.roi_head.mask_head.num_clases = 1
+    with pytest.raises(TypeError, match='num_clases'):
+        MODELS.build(bad.model)
+
+
+def test_faithful_config_values():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dsb_mrcnn_r101.py'))
+    gen = cfg.model.rpn_head.anchor_generator
+    assert [s * gen.scales[0] for s in gen.strides] == [8, 16, 32, 64, 128]
+    assert cfg.model.test_cfg.rcnn.score_thr == 0.9 and cfg.model.test_cfg.rcnn.max_per_img == 512
+    assert cfg.model.train_cfg.rcnn.sampler.num == 600
+    assert cfg.load_from.startswith('https://download.openmmlab.com/')
+
+
+def test_smoke_train_resume_test_tta_export(tmp_path, synthetic_set):
+    src, _ = synthetic_set
+    ann = tmp_path / 'ann'
+    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+    data = [f'train_dataloader.dataset.ann_file={ann}/train_fold0.json',
+            f'train_dataloader.dataset.data_prefix.img={src}/',
+            f'val_dataloader.dataset.ann_file={ann}/val_fold0.json',
+            f'val_dataloader.dataset.data_prefix.img={src}/',
+            f'test_dataloader.dataset.ann_file={ann}/val_fold0.json',
+            f'test_dataloader.dataset.data_prefix.img={src}/']
+    work = tmp_path / 'work'
+    config = 'configs/dsb_mrcnn_smoke.py'
+    run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options',
+             'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *data)
+    assert osp.exists(work / 'iter_2.pth')
+    proc = run_tool('tools/train.py', config, '--work-dir', str(work), '--resume', '--cfg-options',
+                    'train_cfg.max_iters=4', 'train_cfg.val_interval=2', *data)
+    assert 'resumed' in (proc.stdout + proc.stderr).lower()
+    assert osp.exists(work / 'iter_4.pth')
+    assert 'dsb/score' in proc.stdout + proc.stderr
+
+    preds = tmp_path / 'preds.pkl'
+    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--work-dir',
+                    str(work), '--out', str(preds), '--show-dir', 'overlays', '--cfg-options', *data)
+    assert 'dsb/score' in proc.stdout + proc.stderr
+    assert len(glob.glob(str(work / 'overlays' / '*.png'))) == 4
+    sub = tmp_path / 'submission.csv'
+    run_tool('tools/export_rle.py', str(preds), '--out', str(sub), '--coco-json',
+             str(tmp_path / 'results.json'))
+    with open(sub) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['ImageId', 'EncodedPixels']
+    with open(preds, 'rb') as f:
+        predictions = pickle.load(f)
+    shapes = {osp.splitext(osp.basename(p['img_path']))[0]: tuple(p['ori_shape'])
+              for p in predictions}
+    assert len(shapes) == 4 and {r[0] for r in rows[1:]} == set(shapes)
+    assert check_submission([(i, p, 0.0) for i, p in rows[1:]], shapes) == []
+
+    # images-only JSON: predicts, no score, still dumps
+    images_only = tmp_path / 'images_only'
+    run_tool('data_prep/prepare_dsb.py', src, str(images_only), '--images-only')
+    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--work-dir', str(work),
+                    '--out', str(tmp_path / 'p2.pkl'), '--cfg-options',
+                    f'test_dataloader.dataset.ann_file={images_only}/full.json',
+                    f'test_dataloader.dataset.data_prefix.img={src}/')
+    assert 'no ground truth' in proc.stdout + proc.stderr
+    with open(tmp_path / 'p2.pkl', 'rb') as f:
+        assert len(pickle.load(f)) == 8
