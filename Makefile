@@ -29,8 +29,8 @@ $(STAMP): requirements/build.txt requirements/runtime.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) data_prep/prepare_dsb.py $(SAMPLE) $(DEMO_DIR)/data --groups data/sample/mosaic_groups.csv --folds 2
 	$(PY) tools/train.py configs/dsb_mrcnn_smoke.py --work-dir $(DEMO_DIR)
-	$(PY) tools/test.py configs/dsb_mrcnn_smoke.py $(DEMO_DIR)/last_checkpoint --tta \
-		--work-dir $(DEMO_DIR) --out $(DEMO_DIR)/predictions.pkl --show-dir $(DEMO_DIR)/overlays
+	$(PY) tools/test.py configs/dsb_mrcnn_smoke.py $$(cat $(DEMO_DIR)/last_checkpoint) --tta \
+		--work-dir $(DEMO_DIR) --out $(DEMO_DIR)/predictions.pkl --show-dir overlays
 	$(PY) tools/export_rle.py $(DEMO_DIR)/predictions.pkl --out $(DEMO_DIR)/submission.csv
 
 test: $(STAMP)

@@ -71,7 +71,7 @@ train_dataloader = dict(
     batch_size=2,  # IMAGES_PER_GPU
     num_workers=2,
     # The solution's second step balanced image kinds: use
-    # sampler=dict(type='StratumBalancedSampler') for it.
+    # sampler=dict(_delete_=True, type='StratumBalancedSampler') for it.
     dataset=dict(type='NucleusDataset', data_root='', ann_file=f'{ann_dir}train_fold{fold}.json',
                  data_prefix=dict(img=img_dir), pipeline=train_pipeline))
 val_dataloader = dict(

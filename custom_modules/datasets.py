@@ -79,6 +79,7 @@ class StratumBalancedSampler(Sampler):
     """
 
     def __init__(self, dataset, seed: Optional[int] = None) -> None:
+        self.dataset = dataset
         self.rank, self.world_size = get_dist_info()
         self.seed = sync_random_seed() if seed is None else seed
         strata = [dataset.get_data_info(i).get('stratum', 'all') for i in range(len(dataset))]

@@ -17,7 +17,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .postprocess import instances_to_label_map, label_map_iou
+from .postprocess import instances_to_label_map, label_map_iou, relabel
 from .rle import coco_encode_label_map
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
@@ -39,7 +39,12 @@ def precision_at(iou: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOL
 
 def score_label_maps(gt: np.ndarray, pred: np.ndarray,
                      thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
-    """Per-threshold scores of one image given two label maps."""
+    """Per-threshold scores of one image given two label maps.
+
+    Labels need not be consecutive: absent labels are not instances.
+    """
+    gt = relabel(gt, np.arange(int(gt.max())))[0]
+    pred = relabel(pred, np.arange(int(pred.max())))[0]
     return precision_at(label_map_iou(gt, pred), thresholds)
 
 

@@ -24,7 +24,7 @@ def sync_instances(results: dict, min_area: int = 1) -> dict:
         return results
     h, w = results['img'].shape[:2]
     masks = np.asarray(results['gt_masks'].masks).astype(bool)
-    keep = masks.reshape(len(masks), -1).sum(1) >= max(min_area, 1)
+    keep = masks.sum(axis=(1, 2)) >= max(min_area, 1)
     masks = masks[keep]
     results['gt_masks'] = BitmapMasks(masks.astype(np.uint8), h, w)
     results['gt_bboxes'] = HorizontalBoxes(masks_to_boxes(masks))

@@ -43,6 +43,12 @@ def test_missed_and_extra_nuclei():
     assert score_label_maps(gt, extra).tolist() == pytest.approx([2 / 3] * 10)  # TP 2, FP 1
 
 
+def test_label_numbering_gaps_are_not_instances():
+    gt = square((32, 32), 0, 0, 8, 3) + square((32, 32), 20, 20, 8, 7)  # labels 3 and 7 only
+    pred = square((32, 32), 0, 0, 8, 5) + square((32, 32), 20, 20, 8, 1)
+    assert score_label_maps(gt, pred).tolist() == [1.0] * 10
+
+
 def test_images_without_nuclei():
     empty = np.zeros((16, 16), np.int32)
     assert score_label_maps(empty, empty).tolist() == [1.0] * 10

@@ -36,7 +36,7 @@ def check_invariants(r):
     masks = r['gt_masks'].masks
     assert set(np.unique(masks).tolist()) <= {0, 1}, 'masks not binary'
     assert masks.shape[1:] == r['img'].shape[:2] == tuple(r['img_shape'])
-    assert masks.reshape(len(masks), -1).sum(1).min(initial=1) > 0, 'empty instance'
+    assert masks.sum(axis=(1, 2)).min(initial=1) > 0, 'empty instance'
     np.testing.assert_array_equal(r['gt_bboxes'].numpy(), masks_to_boxes(masks.astype(bool)))
     assert len(r['gt_bboxes_labels']) == len(r['gt_ignore_flags']) == len(masks)
 
