@@ -42,13 +42,17 @@ def main(argv=None) -> int:
             gt = np.zeros(pred.shape, np.int32)
             for k, ann in enumerate(anns.get(im['id'], []), start=1):
                 gt[coco_decode(ann['segmentation'])] = k
-            scores.append(score_label_maps(gt, pred).mean())
+            scores.append((im.get('kind', 'all'), score_label_maps(gt, pred).mean()))
         rles = [dict(r, counts=r['counts'].encode('ascii'))
                 for r in coco_encode_label_map(pred).values()]
         predictions.append(dict(img_path=path, img_id=im['id'], ori_shape=pred.shape,
                                 pred_instances=dict(masks=rles, scores=torch.ones(len(rles)))))
     if scores:
-        print(f'classical baseline DSB score over {len(scores)} images: {np.mean(scores):.4f}')
+        print(f'classical baseline DSB score over {len(scores)} images: '
+              f'{np.mean([s for _, s in scores]):.4f}')
+        for kind in sorted({k for k, _ in scores}):
+            values = [s for k, s in scores if k == kind]
+            print(f'  {kind}: {np.mean(values):.4f} ({len(values)} images)')
     if args.out:
         with open(args.out + '.tmp', 'wb') as f:
             pickle.dump(predictions, f)

@@ -1,0 +1,59 @@
+"""Training speed of each config on this machine: seconds per iteration.
+
+    python bench/bench_train.py CONFIG [CONFIG ...] [--iters 12] [--skip 2]
+
+Runs a few iterations of each config on its own training data (no
+validation, no checkpoint, no pretrained weights) and reports the mean
+iteration time after the first --skip iterations.
+"""
+import argparse
+import os.path as osp
+import tempfile
+import time
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+
+class IterTimer(Hook):
+    """Record wall time between training iterations."""
+
+    def __init__(self):
+        self.stamps = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.stamps.append(time.perf_counter())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--iters', type=int, default=12)
+    parser.add_argument('--skip', type=int, default=2)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix='bench_train_')  # kept: mmengine's global loggers point into it
+    for i, path in enumerate(args.configs):
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict({'train_cfg.max_iters': args.iters, 'train_cfg.val_interval': 10 ** 9,
+                             'default_hooks.checkpoint.interval': 10 ** 9,
+                             'default_hooks.checkpoint.save_last': False,
+                             'default_hooks.checkpoint.save_best': None,
+                             'default_hooks.logger.interval': 10 ** 9,
+                             'load_from': None, 'model.backbone.init_cfg': None})
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+        cfg.work_dir = osp.join(tmp, str(i))
+        cfg.experiment_name = f'bench_train_{i}'
+        runner = Runner.from_cfg(cfg)
+        timer = IterTimer()
+        runner.register_hook(timer)
+        runner.train()
+        steps = timer.stamps[args.skip:]
+        per_iter = (steps[-1] - steps[0]) / (len(steps) - 1)
+        batch = cfg.train_dataloader.batch_size
+        print(f'{osp.basename(path)}: {per_iter:.2f} s/iteration ({1 / per_iter:.2f} it/s, '
+              f'batch {batch}), mean of {len(steps) - 1} iterations')
+
+
+if __name__ == '__main__':
+    main()
