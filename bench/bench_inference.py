@@ -98,7 +98,7 @@ def main():
                     times[mode] = time.perf_counter() - t0
                 n = len(out[0].pred_instances)
                 ratio = times[mode] / times.get('single', times[mode])
-                print(f'{size:>10} {mode:>9}: {times[mode]:7.2f} s  ({ratio:5.1f}x single)  '
+                print(f'{size} {mode}: {times[mode]:7.2f} s  ({ratio:5.1f}x single)  '
                       f'peak RSS {mem.peak:7.0f} MiB  nuclei {n}')
     model.postprocess = base_post
 

@@ -10,7 +10,7 @@ _base_ = './dsb_mrcnn_r101.py'
 
 crop_size = (256, 256)
 channels = 128
-max_iters = 4800  # 1.09 s/iteration measured here (2 cores): ~87 min, under 2 h with validation
+max_iters = 3200  # ~1.4 s/iteration on 2 cores: about 75 min plus validation (BENCHMARKS.md)
 norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)
 
 model = dict(
@@ -45,7 +45,7 @@ test_pipeline = [
     dict(type='LoadNucleusImage', mode='grey_dark'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                          'scale_factor')),
+                                          'scale_factor', 'stratum')),
 ]
 train_dataloader = dict(batch_size=2, num_workers=2, sampler=dict(_delete_=True, type='StratumBalancedSampler'),
                         dataset=dict(pipeline=train_pipeline))
@@ -68,6 +68,6 @@ tta_pipeline = [
     dict(type='NucleusTTAViews', views={{_base_.tta_views}},
          pack=dict(type='PackDetInputs',
                    meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                              'tta_view', 'tta_ori_shape'))),
+                              'stratum', 'tta_view', 'tta_ori_shape'))),
 ]
 load_from = None

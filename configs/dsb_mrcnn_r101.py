@@ -64,7 +64,7 @@ test_pipeline = [
     dict(type='LoadNucleusImage'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                          'scale_factor')),
+                                          'scale_factor', 'stratum')),
 ]
 
 train_dataloader = dict(
@@ -118,7 +118,7 @@ tta_pipeline = [
     dict(type='NucleusTTAViews', views=tta_views,
          pack=dict(type='PackDetInputs',
                    meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                              'tta_view', 'tta_ori_shape'))),
+                              'stratum', 'tta_view', 'tta_ori_shape'))),
 ]
 
 # COCO Mask R-CNN R101-FPN 2x (bbox 40.8, segm 36.6). Offline: set

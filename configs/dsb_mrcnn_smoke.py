@@ -52,6 +52,6 @@ tta_pipeline = [
     dict(type='NucleusTTAViews', views=tta_views,
          pack=dict(type='PackDetInputs',
                    meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                              'tta_view', 'tta_ori_shape'))),
+                              'stratum', 'tta_view', 'tta_ori_shape'))),
 ]
 load_from = None

@@ -88,7 +88,8 @@ class DSBMetric(BaseMetric):
         score_thr: predictions scoring below it are ignored.
         segm_ap: also compute COCO segm AP/AP50 (pycocotools).
         collect_device: 'cpu' or 'gpu' for distributed collection.
-        prefix: key prefix (``dsb/score``, ``dsb/P@0.50``, ...).
+        prefix: key prefix (``dsb/score``, ``dsb/P@0.50``, ...; ``dsb/score_<kind>``
+            per image kind when the pipeline packs ``stratum``).
     """
 
     default_prefix: Optional[str] = 'dsb'
@@ -107,7 +108,7 @@ class DSBMetric(BaseMetric):
             gt_map, pred_map, scores = sample_label_maps(sample, self.min_area, self.score_thr)
             if gt_map is None:
                 continue
-            result = dict(img_id=sample.get('img_id'),
+            result = dict(img_id=sample.get('img_id'), kind=sample.get('stratum', '').split('/')[0],
                           scores=score_label_maps(gt_map, pred_map, self.thresholds))
             if self.segm_ap:
                 result['gt'] = list(coco_encode_label_map(gt_map).values())
@@ -124,6 +125,9 @@ class DSBMetric(BaseMetric):
         metrics = OrderedDict(score=float(per_image.mean()))
         for t, value in zip(self.thresholds, per_image.mean(0)):
             metrics[f'P@{t:.2f}'] = float(value)
+        kinds = np.array([r['kind'] for r in results])
+        for kind in sorted(set(kinds) - {''}):  # needs 'stratum' in the pipeline's meta_keys
+            metrics[f'score_{kind}'] = float(per_image[kinds == kind].mean())
         if self.segm_ap:
             metrics.update(coco_segm_ap(results))
         logger.info(f'DSB score over {len(results)} images: {metrics["score"]:.4f}')

@@ -69,10 +69,10 @@ def test_iou_matrix_matches_pairwise_loop():
     assert precision_at(np.zeros((0, 2))).tolist() == [0.0] * 10
 
 
-def _sample(gt_label, pred_masks, scores):
+def _sample(gt_label, pred_masks, scores, stratum='grey_dark/small'):
     n = int(gt_label.max())
     gt = np.stack([gt_label == k for k in range(1, n + 1)]) if n else np.zeros((0, ) + gt_label.shape)
-    return dict(ori_shape=gt_label.shape, img_id=0,
+    return dict(ori_shape=gt_label.shape, img_id=0, stratum=stratum,
                 gt_instances=dict(masks=BitmapMasks(gt.astype(np.uint8), *gt_label.shape)),
                 pred_instances=dict(masks=torch.as_tensor(np.asarray(pred_masks, bool)),
                                     scores=torch.as_tensor(scores, dtype=torch.float32)))
@@ -84,8 +84,9 @@ def test_metric_makes_predictions_non_overlapping_first():
     metric = DSBMetric(segm_ap=True)
     metric.dataset_meta = dict(classes=('nucleus', ), has_annotations=True)
     metric.process({}, [_sample(gt, dup, [0.9, 0.8])])
-    metric.process({}, [_sample(gt, np.zeros((0, 20, 20)), [])])
+    metric.process({}, [_sample(gt, np.zeros((0, 20, 20)), [], 'colour/small')])
     result = metric.compute_metrics(metric.results)
+    assert result['score_grey_dark'] == 1.0 and result['score_colour'] == 0.0
     assert result['score'] == pytest.approx(0.5)  # mean of 1.0 and 0.0
     assert result['P@0.50'] == pytest.approx(0.5) and 'P@0.95' in result
     assert 0.0 < result['segm_AP'] <= 1.0
