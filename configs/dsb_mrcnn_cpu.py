@@ -10,7 +10,7 @@ _base_ = './dsb_mrcnn_r101.py'
 
 crop_size = (256, 256)
 channels = 128
-max_iters = 3200  # ~1.4 s/iteration on 2 cores: about 75 min plus validation (BENCHMARKS.md)
+max_iters = 3400  # ~1.3-1.9 s/iteration on 2 cores: 75-110 min plus two validations (BENCHMARKS.md)
 norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)
 
 model = dict(
@@ -52,7 +52,7 @@ train_dataloader = dict(batch_size=2, num_workers=2, sampler=dict(_delete_=True,
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-train_cfg = dict(max_iters=max_iters, val_interval=1600)
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters // 2)
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
                      clip_grad=dict(max_norm=5.0, norm_type=2))
@@ -60,7 +60,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=300),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=300, end=max_iters),
 ]
-default_hooks = dict(checkpoint=dict(interval=1600))
+default_hooks = dict(checkpoint=dict(interval=max_iters // 2))
 
 tta_pipeline = [
     dict(type='LoadNucleusImage', mode='grey_dark'),

@@ -1,13 +1,15 @@
 """Mask R-CNN whose predictions are post-processed for the competition."""
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 from mmdet.models.detectors import MaskRCNN
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
 from mmengine.structures import InstanceData
 
-from .postprocess import postprocess_instances
+from .postprocess import (dilate_label_map, instances_to_label_map, label_map_to_masks,
+                          masks_to_boxes)
 
 
 class PostProcess(NamedTuple):
@@ -27,22 +29,32 @@ def make_postprocess(cfg: Optional[dict]) -> PostProcess:
     return PostProcess(**(cfg or {}))
 
 
+def set_label_map_predictions(sample: DetDataSample, label_map: np.ndarray, scores: np.ndarray,
+                              device='cpu') -> None:
+    """Store a label map's instances as the sample's predictions.
+
+    Label ``k`` becomes instance ``k - 1`` with score ``scores[k - 1]``, a
+    tight box and class 0; the dense masks are built once, here.
+    """
+    masks = label_map_to_masks(label_map, len(scores))
+    sample.pred_instances = InstanceData(
+        masks=torch.from_numpy(masks).to(device),
+        scores=torch.as_tensor(scores, dtype=torch.float32, device=device),
+        labels=torch.zeros(len(scores), dtype=torch.long, device=device),
+        bboxes=torch.from_numpy(masks_to_boxes(masks)).to(device))
+
+
 def apply_postprocess(sample: DetDataSample, post: PostProcess, score_thr: float = 0.0) -> None:
-    """Replace a sample's predictions by non-overlapping, filtered instances."""
+    """Replace a sample's predictions by non-overlapping, filtered, dilated instances."""
     pred = sample.pred_instances
-    if len(pred) and pred.masks.shape[1:] != tuple(sample.ori_shape):
-        raise ValueError('post-processing needs masks at the original image size (rescale=True)')
     if len(pred) == 0:
         return
-    masks, scores, boxes, _ = postprocess_instances(pred.masks, pred.scores, post.min_area,
-                                                    score_thr, post.dilation_radius)
-    out = InstanceData()
-    device = pred.scores.device
-    out.masks = torch.from_numpy(masks).to(device)
-    out.scores = torch.as_tensor(scores, dtype=torch.float32, device=device)
-    out.labels = torch.zeros(len(scores), dtype=torch.long, device=device)
-    out.bboxes = torch.from_numpy(boxes).to(device)
-    sample.pred_instances = out
+    if pred.masks.shape[1:] != tuple(sample.ori_shape):
+        raise ValueError('post-processing needs masks at the original image size (rescale=True)')
+    label_map, kept = instances_to_label_map(pred.masks, pred.scores, post.min_area, score_thr)
+    scores = pred.scores.detach().cpu().numpy()[kept]
+    set_label_map_predictions(sample, dilate_label_map(label_map, post.dilation_radius), scores,
+                              pred.scores.device)
 
 
 @MODELS.register_module()

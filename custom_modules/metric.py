@@ -54,7 +54,7 @@ def _masks_array(masks) -> np.ndarray:
         masks = masks.to_ndarray()
     elif hasattr(masks, 'detach'):
         masks = masks.detach().cpu().numpy()
-    return np.asarray(masks).astype(bool)
+    return np.asarray(masks).astype(bool, copy=False)  # no copy of a bool stack (2000 px images)
 
 
 def sample_label_maps(sample: dict, min_area: int = 0, score_thr: float = 0.0):

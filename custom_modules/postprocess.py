@@ -1,7 +1,9 @@
 """Post-processing of predicted instances: no overlaps, dilation, minimum area.
 
 The metric, the exporter, the TTA model and :class:`NucleusMaskRCNN` all call
-:func:`instances_to_label_map`, so what is scored is what is submitted.
+:func:`instances_to_label_map`, so what is scored is what is submitted. Work is
+done on label maps (``H x W``, one int per pixel); dense ``K x H x W`` masks are
+built only where MMDetection's data samples need them.
 """
 from typing import Optional, Tuple
 
@@ -102,20 +104,6 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     boxes[:, 2] = np.where(has, w - cols[:, ::-1].argmax(1), 0)
     boxes[:, 3] = np.where(has, h - rows[:, ::-1].argmax(1), 0)
     return boxes
-
-
-def postprocess_instances(masks, scores, min_area: int = 0, score_thr: float = 0.0,
-                          dilation_radius: int = 0):
-    """Non-overlapping, optionally dilated instances with tight boxes.
-
-    Returns:
-        ``(masks K x H x W bool, scores K, boxes K x 4, kept indices)``.
-    """
-    label_map, kept = instances_to_label_map(masks, scores, min_area, score_thr)
-    label_map = dilate_label_map(label_map, dilation_radius)
-    out = label_map_to_masks(label_map, len(kept))
-    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores)
-    return out, scores[kept], masks_to_boxes(out), kept
 
 
 def label_map_iou(a: np.ndarray, b: np.ndarray, num_a: Optional[int] = None,

@@ -15,15 +15,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
 from mmengine.model import BaseTTAModel
-from mmengine.structures import InstanceData
 from mmdet.registry import MODELS, TRANSFORMS
 from mmdet.structures import DetDataSample
 
-from .detector import apply_postprocess, make_postprocess
-from .postprocess import instances_to_label_map, label_map_iou, label_map_to_masks, relabel
+from .detector import make_postprocess, set_label_map_predictions
+from .postprocess import dilate_label_map, instances_to_label_map, label_map_iou, relabel
 from .transforms import shift_channels
 
 VIEW_KEYS = ('rot90', 'flip', 'scale', 'shift')
@@ -225,10 +223,8 @@ class NucleusTTAModel(BaseTTAModel):
         out = DetDataSample(metainfo=meta)
         if 'gt_instances' in template:
             out.gt_instances = template.gt_instances
-        out.pred_instances = InstanceData(
-            masks=torch.from_numpy(label_map_to_masks(label_map, len(scores))),
-            scores=torch.as_tensor(scores, dtype=torch.float32),
-            labels=torch.zeros(len(scores), dtype=torch.long),
-            bboxes=torch.zeros((len(scores), 4)))
-        apply_postprocess(out, self.post)
+        # Already non-overlapping: minimum area, then dilation, on the label map.
+        label_map, kept = relabel(label_map, np.arange(len(scores)), self.post.min_area)
+        label_map = dilate_label_map(label_map, self.post.dilation_radius)
+        set_label_map_predictions(out, label_map, scores[kept])
         return out

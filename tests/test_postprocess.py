@@ -1,8 +1,12 @@
 """Post-processing: overlaps, minimum area, dilation."""
 import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
 
-from custom_modules.postprocess import (dilate_label_map, instances_to_label_map,
-                                        masks_to_boxes, postprocess_instances)
+from custom_modules.detector import PostProcess, apply_postprocess
+from custom_modules.postprocess import dilate_label_map, instances_to_label_map, masks_to_boxes
 
 
 def test_contested_pixels_go_to_the_higher_score():
@@ -33,7 +37,18 @@ def test_dilation_never_overlaps_or_steals():
     grown = dilate_label_map(label, 2)
     assert np.array_equal(grown[label > 0], label[label > 0])  # owned pixels stay
     assert (grown == 1).sum() > 9 and (grown == 2).sum() > 9
-    masks, scores, boxes, _ = postprocess_instances(
-        np.stack([label == 1, label == 2]), [0.5, 0.6], dilation_radius=1)
+
+    sample = DetDataSample(metainfo=dict(ori_shape=(12, 12)))
+    big = np.zeros((12, 12), bool)
+    big[2:5, 2:9] = True  # covers both nuclei; lower score: keeps only 3 px, under min_area
+    sample.pred_instances = InstanceData(
+        masks=torch.as_tensor(np.stack([label == 1, label == 2, big])),
+        scores=torch.tensor([0.5, 0.6, 0.1]), labels=torch.zeros(3, dtype=torch.long),
+        bboxes=torch.zeros((3, 4)))
+    apply_postprocess(sample, PostProcess(min_area=4, dilation_radius=1))
+    pred = sample.pred_instances
+    masks = pred.masks.numpy()
+    assert pred.scores.tolist() == pytest.approx([0.6, 0.5])  # label order: higher score first
     assert masks.sum(0).max() == 1  # no pixel in two masks
-    assert np.array_equal(boxes, masks_to_boxes(masks))
+    assert masks[0].sum() > 9 and masks[1].sum() > 9  # both grew
+    assert np.array_equal(pred.bboxes.numpy(), masks_to_boxes(masks))

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.model import BaseModel
