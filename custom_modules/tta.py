@@ -195,7 +195,8 @@ class NucleusTTAModel(BaseTTAModel):
         order = np.argsort(-cluster_scores, kind='stable')
         rank = np.zeros(len(order) + 1, dtype=np.int32)
         rank[order + 1] = np.arange(1, len(order) + 1)
-        label_map, kept = relabel(rank[merged], order, 0)
+        # Non-overlapping by construction: compact by score, drop the small ones.
+        label_map, kept = relabel(rank[merged], order, self.post.min_area)
         return self.finish(template, label_map, cluster_scores[kept])
 
     def vote(self, keys: np.ndarray, num_views: int, shape) -> np.ndarray:
@@ -215,7 +216,10 @@ class NucleusTTAModel(BaseTTAModel):
 
     def finish(self, template: DetDataSample, label_map: np.ndarray,
                scores: np.ndarray) -> DetDataSample:
-        """A data sample in the original frame with the merged instances."""
+        """A data sample in the original frame with the merged instances.
+
+        ``label_map`` holds labels 1..len(scores), already filtered by area.
+        """
         meta = dict(template.metainfo)
         shape = tuple(meta['tta_ori_shape'])
         meta.update(ori_shape=shape, img_shape=shape, scale_factor=(1.0, 1.0))
@@ -223,8 +227,6 @@ class NucleusTTAModel(BaseTTAModel):
         out = DetDataSample(metainfo=meta)
         if 'gt_instances' in template:
             out.gt_instances = template.gt_instances
-        # Already non-overlapping: minimum area, then dilation, on the label map.
-        label_map, kept = relabel(label_map, np.arange(len(scores)), self.post.min_area)
         label_map = dilate_label_map(label_map, self.post.dilation_radius)
-        set_label_map_predictions(out, label_map, scores[kept])
+        set_label_map_predictions(out, label_map, scores)
         return out
