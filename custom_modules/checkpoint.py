@@ -12,9 +12,13 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
   load, the URL comes from mmengine's own table of torchvision weights.
 * ``http(s)://``: an offline machine gets an error that says what to do
   instead of a bare ``URLError``.
+
+:func:`load_checkpoint_file` and :func:`check_checkpoint_fits` turn a truncated
+file or a checkpoint of another model into one line naming the file.
 """
 import json
 import os.path as osp
+import re
 
 import mmengine
 import torch
@@ -26,13 +30,80 @@ OFFLINE_HINT = ('without a network, train from scratch with `--cfg-options load_
                 '(and set model.backbone.init_cfg=None)')
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded or does not fit a model; the message names it."""
+
+
+def load_checkpoint_file(path: str, map_location='cpu') -> dict:
+    """Load a local checkpoint (trusted: arbitrary pickled objects are allowed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: truncated, or not a checkpoint.
+    """
+    path = osp.expanduser(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} can not be found.')
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001  unpickling garbage can raise anything
+        raise CheckpointError(f'{path}: not a loadable checkpoint (truncated?): '
+                              f'{type(err).__name__}: {err}') from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'{path}: not a checkpoint (it holds a {type(ckpt).__name__}, '
+                              'not a dict)')
+    return ckpt
+
+
+def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3) -> dict:
+    """Load ``path`` and check that its weights fit ``model`` key by key and shape by shape.
+
+    A leading ``module.`` (a wrapped model's checkpoint) is ignored, as
+    mmengine does when loading.
+
+    Returns:
+        The loaded checkpoint.
+
+    Raises:
+        CheckpointError: naming the file and how many keys are missing,
+            unexpected or mis-shaped, with a few of each.
+    """
+    ckpt = load_checkpoint_file(path)
+    check_state_fits(model, ckpt, path, examples)
+    return ckpt
+
+
+def check_state_fits(model: torch.nn.Module, ckpt: dict, path: str, examples: int = 3) -> None:
+    """Check an already loaded checkpoint ``ckpt`` (read from ``path``) against ``model``.
+
+    Raises:
+        CheckpointError: as :func:`check_checkpoint_fits`.
+    """
+    state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{path}: its state_dict is a {type(state).__name__}, not a dict')
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [f'{k} {_shape(state[k])} vs {_shape(own[k])} in the model' for k in own
+                 if k in state and _shape(state[k]) != _shape(own[k])]
+    if missing or unexpected or misshaped:
+        parts = [f'{len(keys)} {what}' + (f' (e.g. {", ".join(keys[:examples])})' if keys else '')
+                 for what, keys in (('missing', missing), ('unexpected', unexpected),
+                                    ('mis-shaped', misshaped))]
+        raise CheckpointError(f'{path}: does not fit the model, keys: ' + '; '.join(parts))
+
+
+def _shape(value) -> tuple:
+    """Shape of a tensor or array, ``()`` for anything else."""
+    return tuple(getattr(value, 'shape', ()))
+
+
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_trusted_local(filename: str, map_location=None):
     """mmengine's local loader, allowing the pickled objects mmengine saves."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_checkpoint_file(filename, map_location=map_location)
 
 
 @CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)

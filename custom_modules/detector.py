@@ -1,15 +1,14 @@
-"""Mask R-CNN whose predictions are post-processed for the competition."""
-from typing import NamedTuple, Optional
+"""Mask R-CNN as a label-map predictor (see :mod:`custom_modules.label_map`)."""
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 from mmdet.models.detectors import MaskRCNN
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
-from mmengine.structures import InstanceData
 
-from .postprocess import (dilate_label_map, instances_to_label_map, label_map_to_masks,
-                          masks_to_boxes)
+from .label_map import LabelMapPrediction, to_sample
+from .postprocess import dilate_label_map, instances_to_label_map
 
 
 class PostProcess(NamedTuple):
@@ -29,37 +28,38 @@ def make_postprocess(cfg: Optional[dict]) -> PostProcess:
     return PostProcess(**(cfg or {}))
 
 
-def set_label_map_predictions(sample: DetDataSample, label_map: np.ndarray, scores: np.ndarray,
-                              device='cpu') -> None:
-    """Store a label map's instances as the sample's predictions.
-
-    Label ``k`` becomes instance ``k - 1`` with score ``scores[k - 1]``, a
-    tight box and class 0; the dense masks are built once, here.
-    """
-    masks = label_map_to_masks(label_map, len(scores))
-    sample.pred_instances = InstanceData(
-        masks=torch.from_numpy(masks).to(device),
-        scores=torch.as_tensor(scores, dtype=torch.float32, device=device),
-        labels=torch.zeros(len(scores), dtype=torch.long, device=device),
-        bboxes=torch.from_numpy(masks_to_boxes(masks)).to(device))
-
-
-def apply_postprocess(sample: DetDataSample, post: PostProcess, score_thr: float = 0.0) -> None:
-    """Replace a sample's predictions by non-overlapping, filtered, dilated instances."""
+def instances_to_prediction(sample: DetDataSample, min_area: int = 0,
+                            score_thr: float = 0.0) -> LabelMapPrediction:
+    """A detector's (overlapping) instance masks as a label-map prediction."""
     pred = sample.pred_instances
+    shape = tuple(sample.ori_shape)
     if len(pred) == 0:
-        return
-    if pred.masks.shape[1:] != tuple(sample.ori_shape):
-        raise ValueError('post-processing needs masks at the original image size (rescale=True)')
-    label_map, kept = instances_to_label_map(pred.masks, pred.scores, post.min_area, score_thr)
-    scores = pred.scores.detach().cpu().numpy()[kept]
-    set_label_map_predictions(sample, dilate_label_map(label_map, post.dilation_radius), scores,
-                              pred.scores.device)
+        return LabelMapPrediction.empty(shape)
+    if pred.masks.shape[1:] != shape:
+        raise ValueError('label maps need masks at the original image size (rescale=True)')
+    label_map, kept = instances_to_label_map(pred.masks, pred.scores, min_area, score_thr)
+    return LabelMapPrediction(label_map, pred.scores.detach().cpu().numpy()[kept],
+                              pred.labels.detach().cpu().numpy()[kept])
+
+
+def apply_postprocess(pred: LabelMapPrediction, post: PostProcess) -> LabelMapPrediction:
+    """Dilation of a prediction whose overlaps and small nuclei are already gone."""
+    return pred.replace(label_map=dilate_label_map(pred.label_map, post.dilation_radius))
+
+
+def image_batch(img: np.ndarray, out_shape: Tuple[int, int]) -> dict:
+    """One ``H x W x 3`` uint8 image as a detector batch predicted at ``out_shape``."""
+    h, w = img.shape[:2]
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(h, w), ori_shape=tuple(out_shape),
+        scale_factor=(w / out_shape[1], h / out_shape[0])))
+    inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    return dict(inputs=[inputs], data_samples=[sample])
 
 
 @MODELS.register_module()
 class NucleusMaskRCNN(MaskRCNN):
-    """Mask R-CNN with the competition's post-processing on its predictions.
+    """Mask R-CNN that predicts label maps, post-processed for the competition.
 
     Args:
         postprocess: ``dict(min_area=..., dilation_radius=...)``, see
@@ -75,15 +75,30 @@ class NucleusMaskRCNN(MaskRCNN):
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocess = make_postprocess(postprocess)
 
-    def predict_raw(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
-                    rescale: bool = True) -> SampleList:
-        """Mask R-CNN's own predictions, before post-processing (for TTA)."""
-        return super().predict(batch_inputs, batch_data_samples, rescale=rescale)
+    @torch.no_grad()
+    def predict_label_map(self, img: np.ndarray, out_shape: Optional[Tuple[int, int]] = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """Predict one image array (the pipeline's ``H x W x 3`` model input).
+
+        Args:
+            img: the image as the test pipeline feeds it.
+            out_shape: predict masks at this size (default: the image's); a
+                rescaled view is pasted back at its original size this way.
+            raw: skip ``min_area`` and dilation (for TTA views, merged later).
+        """
+        out_shape = img.shape[:2] if out_shape is None else tuple(out_shape)
+        data = self.data_preprocessor(image_batch(img, out_shape), False)
+        sample = super().predict(data['inputs'], data['data_samples'], rescale=True)[0]
+        if raw:
+            return instances_to_prediction(sample)
+        pred = instances_to_prediction(sample, self.postprocess.min_area)
+        return apply_postprocess(pred, self.postprocess)
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        samples = self.predict_raw(batch_inputs, batch_data_samples, rescale=rescale)
+        samples = super().predict(batch_inputs, batch_data_samples, rescale=rescale)
         if rescale:
             for sample in samples:
-                apply_postprocess(sample, self.postprocess)
+                pred = instances_to_prediction(sample, self.postprocess.min_area)
+                to_sample(sample, apply_postprocess(pred, self.postprocess))
         return samples

@@ -112,3 +112,69 @@ def image_path_in(folder: str, image_id: str) -> str:
             return cand
     raise ImageReadError(f'{folder}: no image for ImageId {image_id} '
                          f'(looked for {image_id}/images/{image_id}.png and {image_id}.png)')
+
+
+# Reading users' own images (tools/predict.py, NucleusInferencer).
+
+IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg', '.bmp')
+TIFF_EXTENSIONS = ('.tif', '.tiff')
+
+
+def image_name(path: str) -> str:
+    """The image's id: its file name without folder and extension."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _tiff_page(path: str, page: int) -> np.ndarray:
+    """One page of a TIFF as ``H x W`` or ``H x W x S`` (tifffile's sample order)."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            count = len(tif.pages)
+            if not -count <= page < count:
+                raise ImageReadError(f'{path}: has {count} page{"s" if count != 1 else ""}, '
+                                     f'page {page} asked for (pages count from 0)')
+            tiff_page = tif.pages[page]
+            img, axes = tiff_page.asarray(), tiff_page.axes
+    except ImageReadError:
+        raise
+    except OSError as err:
+        raise ImageReadError(f'{path}: cannot read ({err.strerror or err})') from None
+    except Exception as err:  # tifffile raises several types on broken files
+        raise ImageReadError(f'{path}: not a readable TIFF ({err})') from None
+    if 'S' in axes:  # samples (channels) last
+        img, axes = np.moveaxis(img, axes.index('S'), -1), axes.replace('S', '') + 'S'
+    img = img.squeeze(tuple(i for i, a in enumerate(axes)
+                            if img.shape[i] == 1 and (a not in 'YX')))
+    if img.ndim not in (2, 3) or img.size == 0:
+        raise ImageReadError(f'{path}: page {page} has shape {img.shape} ({axes}), '
+                             'not a 2-D image with 1, 3 or 4 samples')
+    return img
+
+
+def read_any_image(path: str, page: int = 0) -> np.ndarray:
+    """Read a PNG, JPEG, BMP or TIFF as stored, channels in cv2's (B, G, R[, A]) order.
+
+    Grey, RGB and RGBA, 8 or 16 bits, any size. TIFF pages (every page of
+    every series, counted from 0) are chosen with ``page``; other formats have
+    one page. ``to_model_input`` turns the result into the model's input.
+
+    Raises:
+        ImageReadError: unreadable file, or ``page`` out of range (the
+            message names the file and its number of pages).
+    """
+    if os.path.splitext(path)[1].lower() not in TIFF_EXTENSIONS:
+        if page not in (0, -1):
+            raise ImageReadError(f'{path}: has 1 page, page {page} asked for (pages count from 0)')
+        return read_image_file(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f'{path}: cannot read (no such file)')
+    img = _tiff_page(path, page)
+    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha
+        img = img[:, :, 0]
+    elif img.ndim == 3 and img.shape[2] in (3, 4):  # RGB(A) -> BGR(A)
+        img = img[:, :, [2, 1, 0, 3][:img.shape[2]]]
+    elif img.ndim == 3:
+        raise ImageReadError(f'{path}: page {page} has {img.shape[2]} channels; '
+                             'expected grey, RGB or RGBA (pick a page with --page)')
+    return np.ascontiguousarray(img)

@@ -17,14 +17,37 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .postprocess import instances_to_label_map, label_map_iou, relabel
+from .label_map import from_sample, gt_label_map
+from .postprocess import label_map_iou, relabel
 from .rle import coco_encode_label_map
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
 
 
+def check_thresholds(thresholds: Sequence[float]) -> tuple:
+    """The thresholds as floats; ValueError for any below 0.5.
+
+    Scores count matched rows and columns of the IoU matrix, which is only
+    right when matches are one-to-one. Masks of one image do not overlap, so
+    IoU > 0.5 allows at most one partner per nucleus; below 0.5, two halves
+    of one nucleus would both match it and the count would be wrong.
+    """
+    thresholds = tuple(float(t) for t in thresholds)
+    low = [t for t in thresholds if t < 0.5]
+    if low:
+        raise ValueError(f'IoU thresholds must be >= 0.5, got {low}: scores count matches as '
+                         'one-to-one, which IoU > 0.5 guarantees for non-overlapping masks '
+                         'and lower thresholds do not')
+    return thresholds
+
+
 def precision_at(iou: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
-    """TP / (TP + FP + FN) at each threshold from a ``gt x pred`` IoU matrix."""
+    """TP / (TP + FP + FN) at each threshold from a ``gt x pred`` IoU matrix.
+
+    Raises:
+        ValueError: a threshold below 0.5 (see :func:`check_thresholds`).
+    """
+    thresholds = check_thresholds(thresholds)
     n_gt, n_pred = iou.shape
     out = np.empty(len(thresholds))
     for i, t in enumerate(thresholds):
@@ -48,34 +71,17 @@ def score_label_maps(gt: np.ndarray, pred: np.ndarray,
     return precision_at(label_map_iou(gt, pred), thresholds)
 
 
-def _masks_array(masks) -> np.ndarray:
-    """Dense ``N x H x W`` bool array from BitmapMasks, tensors or arrays."""
-    if hasattr(masks, 'to_ndarray'):
-        masks = masks.to_ndarray()
-    elif hasattr(masks, 'detach'):
-        masks = masks.detach().cpu().numpy()
-    return np.asarray(masks).astype(bool, copy=False)  # no copy of a bool stack (2000 px images)
-
-
 def sample_label_maps(sample: dict, min_area: int = 0, score_thr: float = 0.0):
     """Ground-truth and predicted label maps (and scores) of a data sample dict.
 
     Returns:
         ``(gt_label_map or None, pred_label_map, pred_scores)``.
+
+    Raises:
+        ValueError: ground-truth masks whose size is not the image's.
     """
-    pred = sample['pred_instances']
-    shape = tuple(sample['ori_shape'])
-    masks = _masks_array(pred['masks']) if len(pred['scores']) else np.zeros((0, ) + shape, bool)
-    scores = np.asarray(pred['scores'].cpu() if hasattr(pred['scores'], 'cpu') else pred['scores'])
-    pred_map, kept = instances_to_label_map(masks, scores, min_area, score_thr)
-    gt = sample.get('gt_instances')
-    gt_map = None
-    if gt is not None and 'masks' in gt:
-        gt_masks = _masks_array(gt['masks'])
-        if gt_masks.shape[1:] != shape:
-            gt_masks = np.zeros((0, ) + shape, bool)
-        gt_map, _ = instances_to_label_map(gt_masks)
-    return gt_map, pred_map, scores[kept]
+    pred = from_sample(sample, score_thr, min_area)
+    return gt_label_map(sample), pred.label_map, pred.scores
 
 
 @METRICS.register_module()
@@ -83,7 +89,8 @@ class DSBMetric(BaseMetric):
     """Mean over images of the mean over IoU thresholds of TP/(TP+FP+FN).
 
     Args:
-        thresholds: IoU thresholds (default 0.50..0.95 by 0.05).
+        thresholds: IoU thresholds (default 0.50..0.95 by 0.05), none below
+            0.5 (ValueError: counting assumes one-to-one matches).
         min_area: predicted fragments below this area are dropped first.
         score_thr: predictions scoring below it are ignored.
         segm_ap: also compute COCO segm AP/AP50 (pycocotools).
@@ -98,7 +105,7 @@ class DSBMetric(BaseMetric):
                  score_thr: float = 0.0, segm_ap: bool = False, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.thresholds = tuple(float(t) for t in thresholds)
+        self.thresholds = check_thresholds(thresholds)
         self.min_area = min_area
         self.score_thr = score_thr
         self.segm_ap = segm_ap

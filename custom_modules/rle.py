@@ -15,6 +15,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 Runs = Tuple[np.ndarray, np.ndarray]  # 0-indexed column-major starts, lengths
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def label_map_runs(label_map: np.ndarray) -> Dict[int, Runs]:
@@ -67,28 +68,46 @@ def encode_label_map(label_map: np.ndarray) -> Dict[int, str]:
     return {lab: runs_to_kaggle(r) for lab, r in label_map_runs(label_map).items()}
 
 
+def _fits_int64(word: str) -> bool:
+    """Whether ``word`` is an integer that fits in 64 bits (non-integers count as fitting)."""
+    try:
+        return -INT64_MAX - 1 <= int(word) <= INT64_MAX
+    except ValueError:
+        return True
+
+
 def parse_kaggle(rle: str, shape: Tuple[int, int]) -> Runs:
     """Parse and validate a Kaggle string into 0-indexed runs.
 
     Raises:
-        ValueError: naming what is wrong (non-integers, odd count, start < 1,
-            zero length, unsorted or overlapping runs, past the image end).
+        ValueError: naming what is wrong (non-integers, values out of range,
+            odd count, start < 1, zero length, unsorted or overlapping runs,
+            past the image end).
     """
     text = '' if rle is None else str(rle).strip()
     if text in ('', 'nan'):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    words = text.split()
     try:
-        values = np.array(text.split(), dtype=np.int64)
+        values = np.array(words, dtype=np.int64)
     except ValueError:
         raise ValueError('EncodedPixels holds a value that is not an integer') from None
+    except OverflowError:
+        big = next((w for w in words if not _fits_int64(w)), '?')
+        raise ValueError(f'value out of range: EncodedPixels holds {big}') from None
     if values.size % 2:
         raise ValueError(f'EncodedPixels has an odd number of values ({values.size})')
+    if (values[0::2] < 1).any():
+        raise ValueError('EncodedPixels has a start below 1 (pixels are 1-indexed)')
     starts, lengths = values[0::2] - 1, values[1::2]
     total = int(shape[0]) * int(shape[1])
-    if (starts < 0).any():
-        raise ValueError('EncodedPixels has a start below 1 (pixels are 1-indexed)')
     if (lengths < 1).any():
         raise ValueError('EncodedPixels has a run of length < 1')
+    wraps = lengths > INT64_MAX - starts  # start + length would not fit in 64 bits
+    if wraps.any():
+        i = int(np.flatnonzero(wraps)[0])
+        raise ValueError(f'value out of range: EncodedPixels run {starts[i] + 1} {lengths[i]} '
+                         'ends beyond 64-bit pixel numbers')
     ends = starts + lengths
     if (starts[1:] < ends[:-1]).any():
         raise ValueError('EncodedPixels runs are not sorted or overlap')

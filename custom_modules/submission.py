@@ -1,11 +1,11 @@
 """Kaggle submission rows from predictions, and the checks they must pass."""
-import os.path as osp
 from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .postprocess import instances_to_label_map
+from .image_io import image_name
+from .label_map import from_sample
 from .rle import encode_label_map, parse_kaggle, run_indices
 
 Row = Tuple[str, str, float]  # ImageId, EncodedPixels, score (nan for an empty row)
@@ -23,13 +23,29 @@ def decode_prediction_masks(pred: dict, shape: Tuple[int, int]) -> np.ndarray:
     return np.asarray(masks, bool)
 
 
+def check_predictions(predictions) -> None:
+    """Raise ValueError unless ``predictions`` is a non-empty list of prediction dicts."""
+    expected = 'expected the list written by tools/test.py --out'
+    if not isinstance(predictions, (list, tuple)):
+        raise ValueError(f'{expected}, got a {type(predictions).__name__} object')
+    if not predictions:
+        raise ValueError(f'{expected}, got an empty list (no image was predicted)')
+    for i, pred in enumerate(predictions):
+        if not isinstance(pred, dict):
+            raise ValueError(f'{expected}, item {i} is a {type(pred).__name__} object, not a dict')
+        missing = {'img_path', 'ori_shape'} - set(pred)
+        if missing:
+            raise ValueError(f'{expected}, item {i} lacks {sorted(missing)}')
+
+
 def prediction_rows(predictions: Iterable[dict], min_area: int = 0,
                     score_thr: float = 0.0) -> Tuple[List[Row], Dict[str, Tuple[int, int]]]:
     """Rows for every image: a contested pixel goes to the higher score.
 
     Args:
         predictions: dicts as dumped by ``tools/test.py --out`` (``img_path``,
-            ``ori_shape``, ``pred_instances`` with ``masks`` and ``scores``).
+            ``ori_shape``, ``pred_label_map`` and ``pred_instances``; or a plain
+            detector's ``pred_instances`` with ``masks`` and ``scores``).
         min_area: fragments below it are dropped.
         score_thr: predictions below it are ignored.
 
@@ -38,18 +54,17 @@ def prediction_rows(predictions: Iterable[dict], min_area: int = 0,
     """
     rows, shapes = [], {}
     for pred in predictions:
-        image_id = osp.splitext(osp.basename(pred['img_path']))[0]
+        image_id = image_name(pred['img_path'])
         if image_id in shapes:
             raise ValueError(f'ImageId {image_id} appears twice in the predictions')
         shape = tuple(int(s) for s in pred['ori_shape'][:2])
         shapes[image_id] = shape
-        inst = pred.get('pred_instances', {})
-        scores = np.asarray(inst['scores'].cpu() if hasattr(inst.get('scores'), 'cpu')
-                            else inst.get('scores', []), dtype=np.float64)
-        masks = decode_prediction_masks(inst, shape)
-        label_map, kept = instances_to_label_map(masks, scores, min_area, score_thr)
-        encoded = encode_label_map(label_map)
-        rows.extend((image_id, encoded[k], float(scores[kept[k - 1]])) for k in sorted(encoded))
+        inst = dict(pred.get('pred_instances', {}))
+        if pred.get('pred_label_map') is None:  # a plain detector's masks, RLE-encoded by the dump
+            inst['masks'] = decode_prediction_masks(inst, shape)
+        found = from_sample(dict(pred, pred_instances=inst), score_thr, min_area)
+        encoded = encode_label_map(found.label_map)
+        rows.extend((image_id, encoded[k], float(found.scores[k - 1])) for k in sorted(encoded))
         if not encoded:
             rows.append((image_id, '', float('nan')))
     return rows, shapes

@@ -49,6 +49,45 @@ def random_window(shape: Tuple[int, int], size: Tuple[int, int]) -> Tuple[int, i
     return np.random.randint(shape[0] - h + 1), np.random.randint(shape[1] - w + 1), h, w
 
 
+def window_around(box: np.ndarray, shape: Tuple[int, int],
+                  size: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """A window like :func:`random_window`, uniform among those holding ``box``.
+
+    ``box`` is ``x1 y1 x2 y2`` (exclusive ends); along a side where it does
+    not fit, the window holds its centre instead.
+    """
+    h, w = min(size[0], shape[0]), min(size[1], shape[1])
+    starts = []
+    for lo, hi, n, full in ((box[1], box[3], h, shape[0]), (box[0], box[2], w, shape[1])):
+        lo, hi = int(lo), int(hi)
+        if hi - lo > n:
+            lo = hi = (lo + hi) // 2
+        starts.append(np.random.randint(max(0, hi - n), min(lo, full - n) + 1))
+    return starts[0], starts[1], h, w
+
+
+def instance_window(masks: np.ndarray, shape: Tuple[int, int], size: Tuple[int, int],
+                    retries: int) -> Tuple[int, int, int, int]:
+    """A random window (see :func:`random_window`) that holds an instance if any.
+
+    Up to ``1 + retries`` uniform draws; when all miss every instance, the
+    window is placed around a randomly chosen instance instead, so sparse
+    images (a few nuclei in a corner of a large field) still give nuclei.
+    """
+    window = random_window(shape, size)
+    if not len(masks):
+        return window
+    for attempt in range(retries + 1):
+        y0, x0, h, w = window
+        if masks[:, y0:y0 + h, x0:x0 + w].any():
+            return window
+        if attempt < retries:
+            window = random_window(shape, size)
+    k = np.random.randint(len(masks))
+    box = masks_to_boxes(masks[k:k + 1].astype(bool, copy=False))[0]
+    return window_around(box, shape, size)
+
+
 @TRANSFORMS.register_module()
 class RandomZoom(BaseTransform):
     """Strong zoom in/out with a random aspect-ratio change.
@@ -61,7 +100,9 @@ class RandomZoom(BaseTransform):
         aspect_range: (min, max) width/height stretch.
         pre_crop: if set, first cut a random source window that covers this
             output size after zooming (a later crop of that size then sees
-            the same distribution while large images are never zoomed whole).
+            the same distribution while large images are never zoomed whole);
+            the window holds a nucleus whenever the image has one (see
+            :func:`instance_window`).
         min_area: smallest instance kept, in output pixels.
     """
 
@@ -79,7 +120,9 @@ class RandomZoom(BaseTransform):
         sx, sy = s * np.sqrt(a), s / np.sqrt(a)
         if self.pre_crop is not None:
             size = (int(np.ceil(self.pre_crop[0] / sy)) + 1, int(np.ceil(self.pre_crop[1] / sx)) + 1)
-            results = crop_results(results, *random_window(results['img'].shape[:2], size), 1)
+            masks = results['gt_masks'].masks if 'gt_masks' in results else np.zeros((0, 1, 1))
+            window = instance_window(masks, results['img'].shape[:2], size, 0)
+            results = crop_results(results, *window, 1)
         h, w = results['img'].shape[:2]
         new_h, new_w = max(1, int(round(h * sy))), max(1, int(round(w * sx)))
         results['img'] = cv2.resize(results['img'], (new_w, new_h), interpolation=cv2.INTER_LINEAR)
@@ -99,7 +142,8 @@ class InstanceSafeRandomCrop(BaseTransform):
         min_area: fragments smaller than this (pixels) are dropped.
         max_instances: keep at most this many instances (a random subset),
             like Matterport's ``MAX_GT_INSTANCES``; ``None`` keeps all.
-        retries: draws to find a crop holding at least one instance.
+        retries: extra uniform draws to find a crop holding an instance
+            before the crop is placed around a random instance.
     """
 
     def __init__(self, crop_size: Tuple[int, int] = (512, 512), min_area: int = 4,
@@ -110,15 +154,8 @@ class InstanceSafeRandomCrop(BaseTransform):
         self.retries = retries
 
     def transform(self, results: dict) -> dict:
-        shape = results['img'].shape[:2]
-        window = random_window(shape, self.crop_size)
-        if 'gt_masks' in results and len(results['gt_masks']):
-            masks = results['gt_masks'].masks
-            for _ in range(self.retries):
-                y0, x0, h, w = window
-                if masks[:, y0:y0 + h, x0:x0 + w].any():
-                    break
-                window = random_window(shape, self.crop_size)
+        masks = results['gt_masks'].masks if 'gt_masks' in results else np.zeros((0, 1, 1))
+        window = instance_window(masks, results['img'].shape[:2], self.crop_size, self.retries)
         results = crop_results(results, *window, self.min_area)
         n = len(results.get('gt_masks', []))
         if self.max_instances is not None and n > self.max_instances:

@@ -9,16 +9,33 @@ def read_groups(path: str) -> Dict[str, str]:
     """Read ``img_id,mosaic_idx[,...]``; an empty ``mosaic_idx`` means no group.
 
     Raises:
-        ValueError: a missing column, naming the file.
+        ValueError: an unreadable file, a missing column or no rows, naming the file.
     """
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f)
-        missing = {'img_id', 'mosaic_idx'} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f'{path}: missing column(s) {sorted(missing)}; '
-                             'expected img_id,mosaic_idx')
-        return {row['img_id']: row['mosaic_idx'].strip() for row in reader
-                if row['mosaic_idx'] and row['mosaic_idx'].strip()}
+    try:
+        with open(path, newline='') as f:
+            reader = csv.DictReader(f)
+            missing = {'img_id', 'mosaic_idx'} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f'{path}: missing column(s) {sorted(missing)}; '
+                                 'expected img_id,mosaic_idx')
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f'{path}: cannot read the groups CSV ({err})') from None
+    if not rows:
+        raise ValueError(f'{path}: CSV has no rows (only a header)')
+    return {row['img_id']: row['mosaic_idx'].strip() for row in rows
+            if row['mosaic_idx'] and row['mosaic_idx'].strip()}
+
+
+def check_fold_count(image_ids: List[str], num_folds: int,
+                     groups: Optional[Dict[str, str]] = None) -> None:
+    """Raise ValueError unless the images form at least ``num_folds >= 2`` groups."""
+    if num_folds < 2:
+        raise ValueError(f'need at least 2 folds, got {num_folds}')
+    groups = groups or {}
+    count = len({('g', groups[i]) if i in groups else ('i', i) for i in image_ids})
+    if count < num_folds:
+        raise ValueError(f'{count} groups cannot fill {num_folds} folds')
 
 
 def assign_folds(image_ids: List[str], strata: Dict[str, str], num_folds: int,
@@ -39,14 +56,11 @@ def assign_folds(image_ids: List[str], strata: Dict[str, str], num_folds: int,
     Returns:
         image id -> fold index in ``0..K-1``.
     """
+    check_fold_count(image_ids, num_folds, groups)
     groups = groups or {}
     members = defaultdict(list)
     for img_id in image_ids:
         members[('g', groups[img_id]) if img_id in groups else ('i', img_id)].append(img_id)
-    if num_folds < 2:
-        raise ValueError(f'need at least 2 folds, got {num_folds}')
-    if len(members) < num_folds:
-        raise ValueError(f'{len(members)} groups cannot fill {num_folds} folds')
     keys = sorted(members)
     random.Random(seed).shuffle(keys)
     keys.sort(key=lambda k: -len(members[k]))

@@ -17,16 +17,17 @@ import os
 import sys
 from collections import Counter
 from multiprocessing import Pool
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from custom_modules.atomic import check_can_write, write_all_or_nothing
 from custom_modules.image_io import (ImageReadError, image_kind, image_path_in,
                                      read_image_file, read_mask_file, size_bucket)
 from custom_modules.rle import coco_encode_label_map, label_map_from_runs, parse_kaggle
-from data_prep.folds import assign_folds, read_groups
+from data_prep.folds import assign_folds, check_fold_count, read_groups
 
 CATEGORIES = [{'id': 1, 'name': 'nucleus'}]
 
@@ -44,8 +45,8 @@ def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
     ids, seen, with_masks = [], {}, []
     for name in names:
         folder = os.path.join(src, name)
-        if not os.path.isdir(folder):
-            continue
+        if name.startswith('.') or not os.path.isdir(folder):
+            continue  # .DS_Store, .ipynb_checkpoints/ and other hidden entries
         if name.lower() in seen:
             raise InputError(f'{folder}: duplicated ImageId (also {seen[name.lower()]})')
         seen[name.lower()] = folder
@@ -73,6 +74,8 @@ def read_rle_csv(path: str, images_dir: str):
     missing = {'ImageId', 'EncodedPixels'} - set(table.columns)
     if missing:
         raise InputError(f'{path}: missing column(s) {sorted(missing)}')
+    if table.empty:
+        raise InputError(f'{path}: CSV has no rows (only a header)')
     has_size = {'Height', 'Width'} <= set(table.columns)
     dup = table.duplicated(['ImageId', 'EncodedPixels']) & (table['EncodedPixels'].str.strip() != '')
     if dup.any():
@@ -179,7 +182,7 @@ def build_jobs(args) -> Tuple[list, bool]:
         if labelled:
             mdir = os.path.join(args.src, img_id, 'masks')
             masks = [os.path.join(mdir, m) for m in sorted(os.listdir(mdir))
-                     if not m.startswith('.')]
+                     if m.lower().endswith('.png') and not m.startswith('.')]
         jobs.append(dict(image_id=img_id, path=os.path.join(args.src, rel), file_name=rel,
                          masks=masks))
     return jobs, labelled
@@ -194,39 +197,32 @@ def coco_dict(images: list, anns: list, labelled: bool) -> dict:
     return out
 
 
-def write_atomic(path: str, text: str) -> str:
-    """Write ``text`` to ``path + '.tmp'`` and return that temporary name."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    return tmp
-
-
-def write_outputs(args, images: list, anns: list, labelled: bool) -> List[str]:
-    """Write every output under a temporary name, then rename them all."""
-    os.makedirs(args.out_dir, exist_ok=True)
-    outputs = {os.path.join(args.out_dir, 'full.json'): coco_dict(images, anns, labelled)}
+def output_paths(out_dir: str, labelled: bool, fold: int) -> List[str]:
+    """The files a run writes: full.json, then train/val JSONs and folds.csv if labelled."""
+    names = ['full.json']
     if labelled:
-        groups = read_groups(args.groups) if args.groups else None
+        names += [f'train_fold{fold}.json', f'val_fold{fold}.json', 'folds.csv']
+    return [os.path.join(out_dir, n) for n in names]
+
+
+def write_outputs(args, images: list, anns: list, labelled: bool,
+                  groups: Optional[Dict[str, str]]) -> List[str]:
+    """Write every output, or none of them (see ``custom_modules.atomic``)."""
+    paths = output_paths(args.out_dir, labelled, args.fold)
+    texts = [json.dumps(coco_dict(images, anns, labelled))]
+    if labelled:
         strata = {im['image_id']: im['stratum'] for im in images}
         folds = assign_folds([im['image_id'] for im in images], strata, args.folds, groups,
                              args.seed)
         for im in images:
             im['fold'] = folds[im['image_id']]
-        for split, keep in (('train', lambda f: f != args.fold), ('val', lambda f: f == args.fold)):
+        for keep in (lambda f: f != args.fold, lambda f: f == args.fold):  # train, val
             sub = [im for im in images if keep(im['fold'])]
             ids = {im['id'] for im in sub}
-            outputs[os.path.join(args.out_dir, f'{split}_fold{args.fold}.json')] = coco_dict(
-                sub, [a for a in anns if a['image_id'] in ids], True)
-        csv_text = 'img_id,fold,stratum\n' + ''.join(
-            f"{im['image_id']},{im['fold']},{im['stratum']}\n" for im in images)
-    tmps = [(write_atomic(p, json.dumps(d)), p) for p, d in outputs.items()]
-    if labelled:
-        tmps.append((write_atomic(os.path.join(args.out_dir, 'folds.csv'), csv_text),
-                     os.path.join(args.out_dir, 'folds.csv')))
-    for tmp, path in tmps:
-        os.replace(tmp, path)
-    return [p for _, p in tmps]
+            texts.append(json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True)))
+        texts.append('img_id,fold,stratum\n' + ''.join(
+            f"{im['image_id']},{im['fold']},{im['stratum']}\n" for im in images))
+    return write_all_or_nothing(dict(zip(paths, texts)))
 
 
 def parse_args(argv: Optional[list] = None):
@@ -254,8 +250,17 @@ def parse_args(argv: Optional[list] = None):
 
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
-    try:
+    try:  # everything that can be checked before reading an image
+        groups = read_groups(args.groups) if args.groups else None
         jobs, labelled = build_jobs(args)
+        check_can_write(output_paths(args.out_dir, labelled, args.fold))
+        if labelled:
+            check_fold_count([job['image_id'] for job in jobs], args.folds, groups)
+    except (InputError, ValueError, OSError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        print('nothing was written', file=sys.stderr)
+        return 2
+    try:
         images, anns, totals = [], [], Counter()
         with Pool(max(1, args.workers)) as pool:
             results = pool.imap(process_image, jobs, chunksize=4)
@@ -265,8 +270,8 @@ def main(argv: Optional[list] = None) -> int:
                 for ann in img_anns:
                     anns.append(dict(id=len(anns) + 1, image_id=img_idx, **ann))
                 totals += stats
-        written = write_outputs(args, images, anns, labelled)
-    except (InputError, ImageReadError, ValueError) as err:
+        written = write_outputs(args, images, anns, labelled, groups)
+    except (InputError, ImageReadError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
         return 2

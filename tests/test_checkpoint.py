@@ -3,12 +3,14 @@ import os.path as osp
 from urllib.error import URLError
 
 import pytest
+import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from conftest import REPO
-from custom_modules.checkpoint import load_torchvision, torchvision_url
+from custom_modules.checkpoint import (CheckpointError, check_checkpoint_fits,
+                                       load_checkpoint_file, load_torchvision, torchvision_url)
 
 
 def test_torchvision_url_needs_no_torchvision():
@@ -38,3 +40,50 @@ def test_offline_backbone_init_says_what_to_do(monkeypatch):
         model.init_weights()
     with pytest.raises(RuntimeError, match=r'cannot download https://download\.openmmlab\.com'):
         mm_checkpoint.CheckpointLoader.load_checkpoint(cfg.load_from)
+
+
+def _tiny(width=3):
+    return torch.nn.Sequential(torch.nn.Linear(2, width), torch.nn.BatchNorm1d(width))
+
+
+def test_checkpoint_that_fits(tmp_path):
+    path = tmp_path / 'ok.pth'
+    torch.save({'meta': {'epoch': 1}, 'state_dict': _tiny().state_dict()}, path)
+    assert check_checkpoint_fits(_tiny(), str(path))['meta'] == {'epoch': 1}
+    wrapped = {'module.' + k: v for k, v in _tiny().state_dict().items()}  # a bare, wrapped one
+    torch.save(wrapped, path)
+    check_checkpoint_fits(_tiny(), str(path))
+
+
+def test_truncated_or_foreign_file_named(tmp_path):
+    path = tmp_path / 'epoch_3.pth'
+    torch.save({'state_dict': _tiny().state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    truncated = r'epoch_3\.pth: not a loadable checkpoint \(truncated\?\)'
+    with pytest.raises(CheckpointError, match=truncated):
+        load_checkpoint_file(str(path))
+    with pytest.raises(CheckpointError, match='epoch_3.pth: not a loadable checkpoint'):
+        mm_checkpoint.CheckpointLoader.load_checkpoint(str(path))  # training's resume too
+    path.write_text('hello')
+    with pytest.raises(CheckpointError, match='not a loadable checkpoint'):
+        check_checkpoint_fits(_tiny(), str(path))
+    torch.save([1, 2], path)
+    with pytest.raises(CheckpointError, match='not a checkpoint .* list'):
+        load_checkpoint_file(str(path))
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+def test_checkpoint_of_another_model_named(tmp_path):
+    path = tmp_path / 'other.pth'
+    state = _tiny(width=4).state_dict()
+    state['extra.weight'] = torch.zeros(1)
+    del state['1.running_var']
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(CheckpointError) as err:
+        check_checkpoint_fits(_tiny(), str(path))
+    message = str(err.value)
+    assert message.startswith(f'{path}: does not fit the model')
+    assert '1 missing (e.g. 1.running_var)' in message
+    assert '1 unexpected (e.g. extra.weight)' in message
+    assert '5 mis-shaped (e.g. 0.weight (4, 2) vs (3, 2) in the model' in message

@@ -10,19 +10,23 @@ from mmengine.config import Config
 
 import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
+from custom_modules.inference import innermost, predictor_cfg
 from custom_modules.submission import check_submission
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_builds_model_and_tta_model(path):
+def test_config_builds_model_tta_and_tiled_models(path):
     cfg = Config.fromfile(path)
     model = MODELS.build(cfg.model)
     assert model.roi_head.bbox_head.num_classes == 1
     assert model.roi_head.mask_head.num_classes == 1
     tta = MODELS.build(dict(cfg.tta_model, module=cfg.model))
     assert tta.module.__class__.__name__ == 'NucleusMaskRCNN'
+    tiled = MODELS.build(predictor_cfg(cfg, tta=True))
+    assert innermost(tiled).__class__.__name__ == 'NucleusMaskRCNN'
+    assert tiled.tile_above >= 1388  # DSB2018's largest images are predicted whole
 
 
 def test_misspelled_keys_fail_loudly():
@@ -95,3 +99,20 @@ def test_smoke_train_resume_test_tta_export(tmp_path, synthetic_set):
     assert 'no ground truth' in proc.stdout + proc.stderr
     with open(tmp_path / 'p2.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 8
+
+    # tiles compose with TTA through the same tool
+    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--tile', '48',
+                    '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
+    assert 'dsb/score' in proc.stdout + proc.stderr
+    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tile', '48', check=False)
+    assert proc.returncode == 2 and 'overlap' in proc.stderr
+
+    # a checkpoint of another model, and a misspelt option, are refused before testing
+    import torch
+    other = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(3)}}, other)
+    proc = run_tool('tools/test.py', config, str(other), '--cfg-options', *data, check=False)
+    assert proc.returncode == 2 and str(other) in proc.stderr and 'missing' in proc.stderr
+    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--cfg-options',
+                    'model.test_cfg.rcnn.score_th=0.5', check=False)
+    assert proc.returncode == 2 and 'score_thr' in proc.stderr

@@ -218,15 +218,20 @@ def test_bad_duplicated_image_id(tmp_path, synthetic_set):
     ('img000,9 2 1 2,64,80', 'row 3 (ImageId img000): EncodedPixels runs are not sorted'),
     ('img000,x 2,64,80', 'row 3 (ImageId img000): EncodedPixels holds a value'),
     ('img000,1 9999999,64,80', 'row 3 (ImageId img000): EncodedPixels runs past'),
+    ('img000,1 99999999999999999999,64,80', 'row 3 (ImageId img000): value out of range'),
+    ('img000,9223372036854775800 100,64,80', 'row 3 (ImageId img000): value out of range'),
+    ('img000,2 9223372036854775807,64,80', 'row 3 (ImageId img000): value out of range'),
 ])
 def test_bad_rle_rows(synthetic_set, tmp_path, row, message):
     src, labels = synthetic_set
     good = next(iter(encode_label_map(labels['img000']).values()))
-    csv_path = tmp_path / 'labels.csv'
-    csv_path.write_text(f'ImageId,EncodedPixels,Height,Width\nimg000,{good},64,80\n{row}\n')
+    csv_path = tmp_path / 'labels.csv'  # two images, or 2 folds cannot be filled
+    csv_path.write_text(f'ImageId,EncodedPixels,Height,Width\nimg000,{good},64,80\n{row}\n'
+                        'img001,1 2,72,80\n')
     out = tmp_path / 'out'
     proc = run_tool('data_prep/prepare_dsb.py', str(csv_path), str(out), '--images', src,
                     '--folds', '2', check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
     assert 'labels.csv: ' + message in proc.stderr, proc.stderr
     assert not out.exists() or not os.listdir(out)
+

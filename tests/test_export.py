@@ -1,5 +1,6 @@
 """The exporter writes only valid submissions, atomically."""
 import csv
+import json
 import os
 import pickle
 
@@ -55,3 +56,46 @@ def test_bad_predictions_file_writes_nothing(tmp_path):
     proc = run_tool('tools/export_rle.py', str(bad), '--out', str(out), check=False)
     assert proc.returncode == 2 and 'bad.pkl' in proc.stderr
     assert not os.path.exists(out) and not os.path.exists(str(out) + '.tmp')
+
+
+@pytest.mark.parametrize('content, what', [
+    ({'a': 1}, 'got a dict object'), (3, 'got a int object'), ([1, 2], 'item 0 is a int object'),
+    ([], 'got an empty list'), ([{'img_path': '/x/a.png'}], "item 0 lacks ['ori_shape']")])
+def test_not_a_predictions_list_is_refused(tmp_path, content, what):
+    path = tmp_path / 'p.pkl'
+    path.write_bytes(pickle.dumps(content))
+    out = tmp_path / 'sub.csv'
+    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), check=False)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+    assert 'p.pkl: expected the list written by tools/test.py --out' in proc.stderr
+    assert what in proc.stderr
+    assert os.listdir(tmp_path) == ['p.pkl']
+
+
+def _one_prediction(tmp_path):
+    mask = np.zeros((1, 10, 10), bool)
+    mask[0, 2:6, 2:6] = True
+    path = tmp_path / 'p.pkl'
+    path.write_bytes(pickle.dumps([_pred('one', mask, [0.8])]))
+    return path
+
+
+def test_outputs_in_missing_folders_are_made(tmp_path):
+    path = _one_prediction(tmp_path)
+    out, coco = tmp_path / 'new' / 'sub.csv', tmp_path / 'other' / 'deep' / 'res.json'
+    run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco))
+    assert list(csv.reader(open(out)))[1][0] == 'one'
+    assert len(json.loads(coco.read_text())) == 1
+
+
+def test_both_files_or_neither(tmp_path):
+    path = _one_prediction(tmp_path)
+    out, coco = tmp_path / 'sub.csv', tmp_path / 'res.json'
+    coco.mkdir()  # the JSON cannot be written: the CSV must not be either
+    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco),
+                    check=False)
+    assert proc.returncode == 2 and 'res.json: a folder is in the way' in proc.stderr, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ['p.pkl', 'res.json']
+    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(out),
+                    check=False)
+    assert proc.returncode == 2 and 'same file' in proc.stderr

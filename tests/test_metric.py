@@ -97,3 +97,22 @@ def test_metric_skips_images_only_sets():
     metric.dataset_meta = dict(classes=('nucleus', ), has_annotations=False)
     metric.process({}, [_sample(square((8, 8), 0, 0, 2), np.zeros((0, 8, 8)), [])])
     assert metric.compute_metrics(metric.results) == {}
+
+
+def test_metric_refuses_gt_masks_of_another_size():
+    sample = _sample(square((20, 20), 2, 2, 8), np.zeros((0, 20, 20)), [])
+    sample.update(ori_shape=(24, 20), img_path='stage1_train/abc/images/abc.png')
+    metric = DSBMetric()
+    with pytest.raises(ValueError, match=r'abc\.png.*\(20, 20\).*\(24, 20\)'):
+        metric.process({}, [sample])
+    assert metric.results == []
+
+
+def test_thresholds_below_half_are_refused():
+    gt = square((20, 20), 0, 0, 10)
+    halves = square((20, 20), 0, 0, 5) + square((20, 20), 5, 0, 5, 2)  # IoU 0.5 each: scored 1.0
+    with pytest.raises(ValueError, match='one-to-one'):
+        score_label_maps(gt, halves, thresholds=(0.3, ))
+    with pytest.raises(ValueError, match=r'>= 0\.5'):
+        DSBMetric(thresholds=(0.3, 0.5))
+    assert DSBMetric(thresholds=(0.5, 0.75)).thresholds == (0.5, 0.75)

@@ -65,7 +65,11 @@ def test_label_map_from_runs_keeps_first_owner():
 @pytest.mark.parametrize('text, message', [
     ('1 a', 'not an integer'), ('1 2 3', 'odd number'), ('0 2', 'below 1'),
     ('1 0', 'length < 1'), ('5 2 1 2', 'not sorted'), ('1 3 3 1', 'overlap'),
-    ('8 3', 'past the image end')])
+    ('8 3', 'past the image end'), ('1 99999999999999999999', 'value out of range'),
+    ('99999999999999999999', 'value out of range'), ('-99999999999999999999 1', 'out of range'),
+    ('9223372036854775800 100', 'value out of range'),
+    ('2 9223372036854775807', 'value out of range'), ('x 99999999999999999999', 'not an integer'),
+    ('-9223372036854775808 2', 'below 1')])
 def test_malformed_strings(text, message):
     with pytest.raises(ValueError, match=message):
         parse_kaggle(text, (3, 3))

@@ -90,3 +90,35 @@ def test_rot90_is_exact():
     k = next(k for k in (1, 2, 3) if np.array_equal(np.rot90(before, k, axes=(1, 2)),
                                                     out['gt_masks'].masks))
     assert k in (1, 2, 3)
+
+
+def sparse_results(size=1500):
+    """A large dark field with three small nuclei in its top-left corner."""
+    label = np.zeros((size, size), np.int32)
+    yy, xx = np.mgrid[:size, :size]
+    for k, (cy, cx) in enumerate([(30, 30), (60, 90), (110, 40)], start=1):
+        label[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = k
+    masks = np.stack([label == k for k in (1, 2, 3)]).astype(np.uint8)
+    img = np.where(label > 0, 200, 30).astype(np.uint8)
+    return dict(img=np.stack([img] * 3, -1), img_shape=label.shape, ori_shape=label.shape,
+                gt_masks=BitmapMasks(masks, size, size),
+                gt_bboxes=HorizontalBoxes(masks_to_boxes(masks.astype(bool))),
+                gt_bboxes_labels=np.zeros(3, np.int64), gt_ignore_flags=np.zeros(3, bool))
+
+
+def test_sparse_large_image_gives_crops_with_nuclei():
+    zoom_crop = Compose([
+        dict(type='RandomZoom', scale_range=(0.6, 1.6), aspect_range=(0.8, 1.25),
+             pre_crop=(256, 256)),
+        dict(type='InstanceSafeRandomCrop', crop_size=(256, 256), min_area=4)])
+    crop = TRANSFORMS.build(dict(type='InstanceSafeRandomCrop', crop_size=(256, 256), min_area=4))
+    empty = {'zoom+crop': 0, 'crop': 0}
+    draws = 30
+    for seed in range(draws):
+        np.random.seed(seed)
+        r = zoom_crop(sparse_results())
+        check_invariants(r)
+        assert r['img'].shape[:2] == (256, 256)
+        empty['zoom+crop'] += len(r['gt_masks']) == 0
+        empty['crop'] += len(crop(sparse_results())['gt_masks']) == 0
+    assert empty['zoom+crop'] <= draws // 10 and empty['crop'] <= draws // 10, empty

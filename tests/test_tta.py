@@ -1,135 +1,138 @@
-"""Instance-mask TTA with models whose answers are known by construction."""
+"""TTA and tiling over label maps, with predictors whose answers are known by construction."""
+import hashlib
+
 import cv2
 import numpy as np
 import pytest
-import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
+from scipy import ndimage
 
 import custom_modules  # noqa: F401
-from conftest import REPO, run_tool, write_layout, random_label_map
-from custom_modules.datasets import NucleusDataset
-from custom_modules.metric import DSBMetric
-from custom_modules.tta import forward_geometry
+from conftest import REPO, random_label_map, render
+from custom_modules.label_map import LabelMapPrediction
+from custom_modules.metric import score_label_maps
+from custom_modules.tta import check_view, forward_geometry
 
-D4_VIEWS = [dict(), dict(flip='horizontal'), dict(flip='vertical'), dict(rot90=1),
+D4_VIEWS = [check_view(v) for v in [dict(), dict(flip="horizontal"), dict(flip="vertical"), dict(rot90=1),
             dict(rot90=2), dict(rot90=3), dict(rot90=1, flip='horizontal'),
-            dict(rot90=1, flip='vertical')]
+            dict(rot90=1, flip="vertical")]]
+R101_VIEWS = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').tta_views
 
 
-def _set_preds(sample, masks, scores):
-    n = len(masks)
-    sample.pred_instances = InstanceData(
-        masks=torch.as_tensor(np.asarray(masks, bool).reshape((n, ) + tuple(sample.ori_shape))),
-        scores=torch.as_tensor(scores, dtype=torch.float32),
-        labels=torch.zeros(n, dtype=torch.long), bboxes=torch.zeros((n, 4)))
-    return sample
+def at_shape(label_map, out_shape):
+    if out_shape is None or tuple(out_shape) == label_map.shape:
+        return label_map
+    return cv2.resize(label_map.astype(np.float32), tuple(out_shape)[::-1],
+                      interpolation=cv2.INTER_NEAREST).astype(np.int32)
 
 
-class _Fake(BaseModel):
+class _Predictor(BaseModel):
     def forward(self, *args, **kwargs):
         raise NotImplementedError
 
 
 @MODELS.register_module(force=True)
-class ThresholdModel(_Fake):
+class ThresholdPredictor(_Predictor):
     """Connected components of bright pixels: equivariant to flips and rotations."""
 
-    def test_step(self, data):
-        out = []
-        for img, sample in zip(data['inputs'], data['data_samples']):
-            n, lab = cv2.connectedComponents((img[0].numpy() > 127).astype(np.uint8))
-            h, w = sample.ori_shape
-            lab = cv2.resize(lab.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-            masks = lab[None] == np.arange(1, n)[:, None, None]
-            out.append(_set_preds(sample, masks, np.linspace(1.0, 0.5, n - 1)))
-        return out
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        label_map, n = ndimage.label(img[..., 0] > 127)
+        label_map = at_shape(label_map, out_shape)
+        n = int(label_map.max())
+        return LabelMapPrediction(label_map.astype(np.int32), np.linspace(1, 0.5, n),
+                                  np.zeros(n, np.int64))
 
 
 @MODELS.register_module(force=True)
-class OracleModel(_Fake):
-    """Returns the ground truth, moved into the view's frame."""
+class OraclePredictor(_Predictor):
+    """Knows the image and its truth; recognises the view's geometry and answers the truth."""
 
-    def test_step(self, data):
-        out = []
-        for sample in data['data_samples']:
-            gt = sample.gt_instances.masks.masks
-            masks = [forward_geometry(m, sample.tta_view) for m in gt]
-            out.append(_set_preds(sample, masks, np.ones(len(masks))))
-        return out
+    def __init__(self, image=None, truth=None):
+        super().__init__()
+        self.image, self.truth = image, truth
+
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        def distance(view):
+            ref = forward_geometry(self.image, view)
+            if ref.shape[:2] != img.shape[:2]:
+                ref = cv2.resize(ref, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+            return np.abs(ref.astype(float) - img).mean() if ref.shape == img.shape else np.inf
+        view = min(D4_VIEWS, key=distance)
+        label_map = at_shape(forward_geometry(self.truth, view), out_shape)
+        n = int(self.truth.max())
+        return LabelMapPrediction(label_map, np.ones(n), np.zeros(n, np.int64))
 
 
 @MODELS.register_module(force=True)
-class NoisyModel(_Fake):
-    """Random overlapping boxes as masks: merging must still never overlap."""
+class NoisyPredictor(_Predictor):
+    """Random overlapping boxes, seeded by the view's pixels: a deterministic mess."""
 
-    def test_step(self, data):
-        rng = np.random.default_rng(len(data['data_samples'][0].tta_view))
-        out = []
-        for sample in data['data_samples']:
-            h, w = sample.ori_shape
-            masks = np.zeros((12, h, w), bool)
-            for m in masks:
-                y, x = rng.integers(0, h - 10), rng.integers(0, w - 10)
-                m[y:y + rng.integers(5, 20), x:x + rng.integers(5, 20)] = True
-            out.append(_set_preds(sample, masks, rng.random(12)))
-        return out
-
-
-@pytest.fixture(scope='module')
-def tta_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp('tta')
-    rng = np.random.default_rng(4)
-    labels = [random_label_map(rng, shape=(60 + 4 * i, 76), num=8) for i in range(4)]
-    write_layout(str(root / 'src'), labels, rng=rng)
-    run_tool('data_prep/prepare_dsb.py', str(root / 'src'), str(root / 'ann'), '--folds', '2')
-    return str(root / 'ann' / 'full.json'), str(root / 'src') + '/'
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        rng = np.random.default_rng(int.from_bytes(hashlib.md5(img.tobytes()).digest()[:4], 'little'))
+        h, w = img.shape[:2] if out_shape is None else out_shape
+        label_map = np.zeros((h, w), np.int32)
+        for k in range(1, 13):
+            y, x = rng.integers(0, h - 10), rng.integers(0, w - 10)
+            label_map[y:y + rng.integers(5, 20), x:x + rng.integers(5, 20)] = k
+        n = int(label_map.max())
+        present = np.unique(label_map[label_map > 0])
+        lut = np.zeros(n + 1, np.int32)
+        lut[present] = np.arange(1, len(present) + 1)
+        return LabelMapPrediction(lut[label_map], rng.random(len(present)),
+                                  np.zeros(len(present), np.int64))
 
 
-def run_tta(model_type, views, tta_dataset, **tta_args):
-    cfg = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py')
-    pipeline = cfg.tta_pipeline
-    if views is not None:
-        pipeline[-1]['views'] = views
-    ann, img = tta_dataset
-    dataset = NucleusDataset(ann_file=ann, data_prefix=dict(img=img), pipeline=pipeline,
-                             test_mode=True)
-    model = MODELS.build(dict(type='NucleusTTAModel', module=dict(type=model_type), **tta_args))
-    return [model.test_step(pseudo_collate([dataset[i]]))[0] for i in range(len(dataset))]
+def scene(seed=4, shape=(60, 76)):
+    rng = np.random.default_rng(seed)
+    truth = random_label_map(rng, shape=shape, num=8)
+    return render(truth, rng)[..., :3], truth
 
 
-def test_flips_and_rotations_give_identical_masks(tta_dataset):
-    single = run_tta('ThresholdModel', [dict()], tta_dataset)
-    merged = run_tta('ThresholdModel', D4_VIEWS, tta_dataset)
-    for a, b in zip(single, merged):
-        assert len(a.pred_instances) > 0
-        ma, mb = a.pred_instances.masks.numpy(), b.pred_instances.masks.numpy()
-        key = lambda m: m.tobytes()  # noqa: E731
-        assert sorted(map(key, ma)) == sorted(map(key, mb))
+def tta(module, views, **kwargs):
+    return MODELS.build(dict(type='NucleusTTAModel', module=module, views=views, **kwargs))
 
 
-def test_oracle_keeps_score_one_through_all_15_views(tta_dataset):
-    outputs = run_tta('OracleModel', None, tta_dataset)
-    assert len(Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').tta_views) == 15
-    metric = DSBMetric()
-    metric.dataset_meta = dict(has_annotations=True)
-    metric.process({}, [o.to_dict() for o in outputs])
-    assert metric.compute_metrics(metric.results)['score'] == 1.0
+def test_flips_and_rotations_give_identical_masks():
+    img, _ = scene()
+    single = tta(dict(type='ThresholdPredictor'), [dict()]).predict_label_map(img)
+    merged = tta(dict(type='ThresholdPredictor'), D4_VIEWS).predict_label_map(img)
+    assert len(single) > 0
+    assert score_label_maps(single.label_map, merged.label_map).mean() == 1.0
 
 
-def test_merged_output_never_overlaps(tta_dataset):
-    for out in run_tta('NoisyModel', None, tta_dataset, vote_thr=0.1):
-        masks = out.pred_instances.masks.numpy()
-        assert masks.shape[1:] == tuple(out.ori_shape)
-        assert masks.sum(0).max() <= 1
-        assert len(masks) == len(out.pred_instances.scores)
+def test_oracle_keeps_score_one_through_all_15_views():
+    assert len(R101_VIEWS) == 15
+    img, truth = scene()
+    model = tta(dict(type='OraclePredictor', image=img, truth=truth), R101_VIEWS)
+    assert score_label_maps(truth, model.predict_label_map(img).label_map).mean() == 1.0
+
+
+def test_view_order_does_not_matter():
+    img, _ = scene(seed=2)
+    first = tta(dict(type='NoisyPredictor'), R101_VIEWS, vote_thr=0.1).predict_label_map(img)
+    again = tta(dict(type='NoisyPredictor'), R101_VIEWS[::-1], vote_thr=0.1).predict_label_map(img)
+    assert len(first) > 0
+    assert np.array_equal(first.label_map, again.label_map)
+    assert np.allclose(first.scores, again.scores)
+    assert first.label_map.max() == len(first)  # one label per nucleus: never an overlap
+
+
+def test_tiles_compose_with_tta():
+    rng = np.random.default_rng(5)
+    truth = random_label_map(rng, shape=(300, 260), num=150, radius=(4, 12))
+    img = render(truth, rng)[..., :3]
+    whole = tta(dict(type='ThresholdPredictor'), D4_VIEWS).predict_label_map(img)
+    tiled = MODELS.build(dict(type='NucleusTiledModel', tile_size=96, overlap=32,
+                              module=dict(type='NucleusTTAModel', views=D4_VIEWS,
+                                          module=dict(type='ThresholdPredictor'))))
+    out = tiled.predict_label_map(img)
+    assert len(out) == len(whole) > 50
+    assert score_label_maps(whole.label_map, out.label_map).mean() == 1.0
 
 
 def test_bad_view_key_fails_loudly():
-    from custom_modules.tta import check_view
     with pytest.raises(KeyError, match='rotate'):
         check_view(dict(rotate=1))
     with pytest.raises(ValueError, match='flip'):

@@ -5,7 +5,8 @@
 Rows: ImageId,EncodedPixels (1-indexed, column-major, sorted runs); masks of an
 image never overlap (a contested pixel goes to the higher score); every image
 has a row (an empty EncodedPixels when nothing was found). The file is checked
-against those rules and written atomically, or not at all.
+against those rules and written atomically, or not at all; with ``--coco-json``
+both files are written or neither. Missing output folders are made.
 """
 import argparse
 import json
@@ -13,8 +14,10 @@ import os
 import pickle
 import sys
 
+from custom_modules.atomic import check_can_write, write_all_or_nothing
+from custom_modules.image_io import image_name
 from custom_modules.rle import coco_encode, kaggle_decode
-from custom_modules.submission import check_submission, prediction_rows
+from custom_modules.submission import check_predictions, check_submission, prediction_rows
 
 
 def parse_args(argv=None):
@@ -30,20 +33,35 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def write_atomic(path: str, text: str) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+def coco_results(predictions: list, rows: list, shapes: dict) -> list:
+    """COCO results (RLE segmentations) of the submission's rows."""
+    numbers = {image_name(p['img_path']): p.get('img_id') for p in predictions}
+    return [dict(image_id=numbers[image_id], image_name=image_id, category_id=1,
+                 segmentation=coco_encode(kaggle_decode(text, shapes[image_id])), score=score)
+            for image_id, text, score in rows if text]
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    outputs = [args.out] + ([args.coco_json] if args.coco_json else [])
+    if len(set(map(os.path.abspath, outputs))) < len(outputs):
+        print('error: --out and --coco-json name the same file', file=sys.stderr)
+        return 2
+    try:
+        check_can_write(outputs)
+    except OSError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     try:
         with open(args.predictions, 'rb') as f:
             predictions = pickle.load(f)
+        check_predictions(predictions)
         rows, shapes = prediction_rows(predictions, args.min_area, args.score_thr)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:
+    except ValueError as err:
+        print(f'error: {args.predictions}: {err}', file=sys.stderr)
+        return 2
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError,
+            ImportError) as err:  # what unpickling a foreign file raises
         print(f'error: {args.predictions}: cannot read predictions ({err!r})', file=sys.stderr)
         return 2
     problems = check_submission(rows, shapes)
@@ -51,16 +69,18 @@ def main(argv=None) -> int:
         print(f'error: refusing to write {args.out}, the submission would be invalid:', file=sys.stderr)
         print('\n'.join(problems[:20]), file=sys.stderr)
         return 2
-    write_atomic(args.out, 'ImageId,EncodedPixels\n' + ''.join(f'{i},{p}\n' for i, p, _ in rows))
+    texts = {args.out: 'ImageId,EncodedPixels\n' + ''.join(f'{i},{p}\n' for i, p, _ in rows)}
+    if args.coco_json:
+        results = coco_results(predictions, rows, shapes)
+        texts[args.coco_json] = json.dumps(results)
+    try:
+        write_all_or_nothing(texts)
+    except OSError as err:
+        print(f'error: {err}; nothing was written', file=sys.stderr)
+        return 2
     nuclei = sum(1 for _, p, _ in rows if p)
     print(f'wrote {args.out}: {len(shapes)} images, {nuclei} nuclei')
     if args.coco_json:
-        numbers = {p['img_path']: p.get('img_id') for p in predictions}
-        numbers = {os.path.splitext(os.path.basename(k))[0]: v for k, v in numbers.items()}
-        results = [dict(image_id=numbers[image_id], image_name=image_id, category_id=1,
-                        segmentation=coco_encode(kaggle_decode(text, shapes[image_id])),
-                        score=score) for image_id, text, score in rows if text]
-        write_atomic(args.coco_json, json.dumps(results))
         print(f'wrote {args.coco_json}: {len(results)} detections')
     return 0
 

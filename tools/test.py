@@ -1,30 +1,43 @@
-"""Test a nucleus detector: MMDetection's tools/test.py, with the same flags.
+"""Test a nucleus segmenter: MMDetection's tools/test.py, with the same flags.
 
-    python tools/test.py CONFIG CHECKPOINT [--tta] [--out preds.pkl] [--show-dir DIR]
-        [--work-dir DIR] [--cfg-options KEY=VALUE ...]
+    python tools/test.py CONFIG CHECKPOINT [--tta] [--tile N] [--out preds.pkl]
+        [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
 
 On a labelled set it prints the competition score (and COCO segm AP). On an
 images-only JSON from data_prep it only predicts; keep them with --out.
+Images larger than the config's ``tile.tile_above`` are predicted by tiles.
+Several processes: torchrun --nproc_per_node=N tools/test.py ... --launcher pytorch
+(gloo on the CPUs without a CUDA GPU).
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from custom_modules.atomic import check_can_write
+from custom_modules.checkpoint import CheckpointError
+from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
+from custom_modules.distributed import setup_cpu_distributed
+from custom_modules.inference import load_weights, predictor_cfg
+
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a nucleus detector')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a nucleus segmenter')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir for the evaluation logs')
     parser.add_argument('--out', help='dump predictions to this pickle (input of tools/export_rle.py)')
     parser.add_argument('--show-dir', help='write overlays (outlines, score) here; relative paths '
                         'go under the work dir')
-    parser.add_argument('--tta', action='store_true', help='test-time augmentation (tta_model, '
-                        'tta_pipeline of the config)')
+    parser.add_argument('--tta', action='store_true', help="test-time augmentation (the config's "
+                        'tta_model and its views)')
+    parser.add_argument('--tile', type=int, help='predict by tiles of N x N pixels (overlap: the '
+                        "config's tile.overlap); 0: never tile; default: the config's tile "
+                        'settings, which tile large images only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.dataset.ann_file=...')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -40,34 +53,55 @@ def main():
     args, parser = parse_args()
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
-    cfg = Config.fromfile(args.config)
+    if not osp.isfile(args.checkpoint):
+        parser.error(f'{args.checkpoint}: no such checkpoint file')
+    try:
+        cfg = load_config(args.config)
+        check_can_write([args.out] if args.out else [])
+    except (ValueError, OSError) as err:
+        parser.error(f'--out {err}' if isinstance(err, OSError) else str(err))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        try:
+            for warning in check_cfg_options(cfg, args.cfg_options):
+                print(f'warning: {warning}', file=sys.stderr)
+        except ValueError as err:
+            parser.error(str(err))
         cfg.merge_from_dict(args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded below, into the network inside the wrappers, and checked
 
     if args.show_dir:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='NucleusOverlayHook', out_dir=args.show_dir)]
-
-    if args.tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            parser.error(f'{args.config} defines no tta_model/tta_pipeline')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+    try:
+        cfg.model = predictor_cfg(cfg, tta=args.tta, tile=args.tile)
+    except (KeyError, ValueError) as err:
+        parser.error(str(err.args[0]))
+    try:
+        check_data_paths(cfg, ('test_dataloader', ))
+        distributed_note = setup_cpu_distributed(cfg, args.launcher)
+    except ValueError as err:
+        parser.error(str(err))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if distributed_note:
+        runner.logger.info(distributed_note)
+    try:
+        load_weights(runner.model, args.checkpoint)
+    except (CheckpointError, OSError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

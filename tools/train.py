@@ -1,17 +1,26 @@
 """Train a nucleus detector: MMDetection's tools/train.py, with the same flags.
 
     python tools/train.py configs/dsb_mrcnn_r101.py [--work-dir DIR] [--resume [CKPT]]
-        [--amp] [--auto-scale-lr] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        [--amp] [--auto-scale-lr] [--tensorboard] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 
 Multi-GPU: torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch
+(without a CUDA GPU the processes share the CPUs over gloo). A missing config
+or data file, a misspelt --cfg-options key, or a --resume checkpoint that is
+missing, truncated or of another model stops it with one line and exit code 2.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmdet.registry import MODELS
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner, find_latest_checkpoint
+
+from custom_modules.checkpoint import CheckpointError, check_state_fits, load_checkpoint_file
+from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
+from custom_modules.distributed import setup_cpu_distributed
 
 
 def parse_args():
@@ -28,6 +37,9 @@ def parse_args():
                         help='override config settings, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log to TensorBoard (work_dir/<timestamp>/vis_data): losses, '
+                        'validation scores and overlays of the first validation images')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -35,9 +47,38 @@ def parse_args():
     return args, parser
 
 
+def check_resume(cfg, path: str, auto: bool) -> None:
+    """Refuse a checkpoint to resume that is missing, truncated or of another model.
+
+    mmengine resumes one of another model with warnings only (``strict=False``).
+
+    Args:
+        cfg: the merged config (its model is built to compare keys and shapes).
+        path: the checkpoint.
+        auto: it was found through the work dir's ``last_checkpoint``.
+
+    Raises:
+        ValueError: naming the file (:class:`CheckpointError` is one).
+    """
+    if not osp.isfile(osp.expanduser(path)):
+        where = f'{osp.join(cfg.work_dir, "last_checkpoint")} names' if auto else '--resume'
+        raise ValueError(f'{where} {path}: no such checkpoint file')
+    ckpt = load_checkpoint_file(path)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    try:
+        check_state_fits(MODELS.build(cfg.model), ckpt, path)
+    except CheckpointError as err:
+        raise CheckpointError(f'--resume {err}') from None
+
+
 def main():
     args, parser = parse_args()
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+        for warning in check_cfg_options(cfg, args.cfg_options):
+            print(f'warning: {warning}', file=sys.stderr)
+    except ValueError as err:
+        parser.error(str(err))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -59,16 +100,32 @@ def main():
             parser.error('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
 
+    if args.tensorboard:
+        from custom_modules.val_overlays import enable_tensorboard
+        enable_tensorboard(cfg)
+
+    resume_from = None
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
+        resume_from = find_latest_checkpoint(cfg.work_dir)  # None: mmengine starts afresh
     elif args.resume is not None:
         cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resume_from = args.resume
+    try:
+        if resume_from is not None:
+            check_resume(cfg, resume_from, auto=args.resume == 'auto')
+        check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
+        distributed_note = setup_cpu_distributed(cfg, args.launcher)
+    except ValueError as err:
+        parser.error(str(err))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if distributed_note:
+        runner.logger.info(distributed_note)
     runner.train()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Build the label-map predictor a config describes: model, + TTA, + tiles.
+
+``tools/test.py`` and :class:`~custom_modules.inferencer.NucleusInferencer`
+both call :func:`predictor_cfg` and :func:`load_weights`, so a config predicts
+the same way from the command line and from Python.
+"""
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.model import BaseTTAModel, is_model_wrapper
+
+from .checkpoint import check_checkpoint_fits
+
+
+def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) -> dict:
+    """The model config to test with.
+
+    Args:
+        cfg: a full config (``model``, optional ``tta_model`` and ``tile``).
+        tta: wrap the model in ``cfg.tta_model`` (its views).
+        tile: ``None``: the config's ``tile`` settings (large images tiled);
+            ``0``: never tile; ``N``: tile every image larger than N x N.
+
+    Raises:
+        KeyError: ``tta`` without a ``tta_model``.
+        ValueError: tiles no larger than their overlap.
+    """
+    model = cfg.model
+    if tta:
+        if 'tta_model' not in cfg:
+            raise KeyError(f'{cfg.filename} defines no tta_model')
+        model = dict(cfg.tta_model, module=model)
+    tiling = dict(cfg.get('tile', None) or {})
+    if tile is not None:
+        tiling = dict(tiling, size=tile, tile_above=0) if tile > 0 else {}
+    if tiling:
+        if tiling['size'] <= tiling.get('overlap', 128):
+            raise ValueError(f"tiles of {tiling['size']} px must be larger than their overlap "
+                             f"({tiling.get('overlap', 128)} px: tile.overlap in the config)")
+        model = dict(type='NucleusTiledModel', module=model, tile_size=tiling['size'],
+                     overlap=tiling.get('overlap', 128), tile_above=tiling.get('tile_above', 0),
+                     min_area=tiling.get('min_area', 0))
+    return model
+
+
+def innermost(model):
+    """The trained network inside DDP, TTA and tiling wrappers."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def load_weights(model, checkpoint: str) -> dict:
+    """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit."""
+    net = innermost(model)
+    ckpt = check_checkpoint_fits(net, checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in ckpt.get('state_dict', ckpt).items()}
+    net.load_state_dict(state, strict=True)
+    return ckpt

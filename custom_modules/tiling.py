@@ -1,0 +1,232 @@
+"""Tiled inference for images of any size, without seams.
+
+Tiles of ``tile x tile`` overlap by at least ``overlap`` pixels; each tile owns
+a *core* (the image cut at the middle of every overlap), so the cores tile the
+image exactly. Per tile, every predicted nucleus is either *whole* (it touches
+no tile border inside the image) or *cut*. Then:
+
+- a whole nucleus is kept by the tile whose core holds its centroid: a nucleus
+  seen whole by two tiles comes out once;
+- a cut nucleus is linked to the pieces other tiles saw of it (same class,
+  mask IoU > 0.5 inside the two tiles' common area, where both saw the same
+  pixels); a linked group gives its whole piece when one tile saw it whole,
+  else the union of its pieces. A nucleus larger than the overlap thus still
+  comes out whole, never split in two;
+- the kept nuclei are pasted by decreasing score (a contested pixel stays
+  with the higher score), and the result is one label map.
+
+Memory is bounded by the tile plus one ``H x W`` int32 label map and the
+nuclei's own mask crops; nuclei per image are not capped (a detector's
+``max_per_img`` applies per tile).
+"""
+from typing import Callable, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+from mmdet.registry import MODELS
+from mmengine.model import BaseTTAModel
+from scipy import ndimage
+
+from .label_map import LabelMapPrediction
+from .postprocess import relabel
+from .tta import predict_batch
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
+    """Evenly spread tile starts covering ``length``, overlapping >= ``overlap``."""
+    if tile <= overlap:
+        raise ValueError(f'tile size {tile} must exceed the overlap {overlap}')
+    if length <= tile:
+        return [0]
+    n = int(np.ceil((length - tile) / (tile - overlap))) + 1
+    return [round(k * (length - tile) / (n - 1)) for k in range(n)]
+
+
+def core_bounds(starts: List[int], tile: int, length: int) -> List[Tuple[int, int]]:
+    """Each tile's core along one axis: cut at the middle of each overlap."""
+    ends = [min(s + tile, length) for s in starts]
+    cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [length]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class Piece(NamedTuple):
+    """One nucleus as one tile saw it (global coordinates)."""
+    y0: int
+    x0: int
+    mask: np.ndarray  # bool crop of its bounding box
+    score: float
+    cls: int
+    tile: int
+    cut: bool
+    in_core: bool
+
+
+def tile_pieces(pred: LabelMapPrediction, tile_id: int, origin, image_shape, core) -> List[Piece]:
+    """Split one tile's prediction into pieces, flagging cut and owned ones."""
+    ty, tx = origin
+    th, tw = pred.label_map.shape
+    (cy0, cy1), (cx0, cx1) = core
+    pieces = []
+    for k, sl in enumerate(ndimage.find_objects(pred.label_map), start=1):
+        if sl is None:
+            continue
+        mask = pred.label_map[sl] == k
+        ys, xs = np.nonzero(mask)
+        y0, x0 = sl[0].start, sl[1].start
+        cut = ((y0 == 0 and ty > 0) or (x0 == 0 and tx > 0)
+               or (sl[0].stop == th and ty + th < image_shape[0])
+               or (sl[1].stop == tw and tx + tw < image_shape[1]))
+        cy, cx = ty + y0 + ys.mean(), tx + x0 + xs.mean()
+        pieces.append(Piece(ty + y0, tx + x0, mask, float(pred.scores[k - 1]),
+                            int(pred.classes[k - 1]), tile_id, bool(cut),
+                            bool(cy0 <= cy < cy1 and cx0 <= cx < cx1)))
+    return pieces
+
+
+def common_iou(a: Piece, b: Piece, rect_a, rect_b) -> float:
+    """Mask IoU of two pieces inside the area both tiles saw."""
+    y0, x0 = max(rect_a[0], rect_b[0]), max(rect_a[1], rect_b[1])
+    y1, x1 = min(rect_a[2], rect_b[2]), min(rect_a[3], rect_b[3])
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+
+    def window(p: Piece) -> np.ndarray:
+        out = np.zeros((y1 - y0, x1 - x0), bool)
+        sy0, sx0 = max(p.y0, y0), max(p.x0, x0)
+        sy1, sx1 = min(p.y0 + p.mask.shape[0], y1), min(p.x0 + p.mask.shape[1], x1)
+        if sy0 < sy1 and sx0 < sx1:
+            out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = p.mask[sy0 - p.y0:sy1 - p.y0,
+                                                               sx0 - p.x0:sx1 - p.x0]
+        return out
+
+    wa, wb = window(a), window(b)
+    union = np.count_nonzero(wa | wb)
+    return np.count_nonzero(wa & wb) / union if union else 0.0
+
+
+def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
+    """Groups of pieces of one nucleus: cut pieces linked to other tiles' pieces."""
+    parent = list(range(len(pieces)))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    if pieces:
+        boxes = np.array([(p.y0, p.x0, p.y0 + p.mask.shape[0], p.x0 + p.mask.shape[1])
+                          for p in pieces])
+        tiles = np.array([p.tile for p in pieces])
+        classes = np.array([p.cls for p in pieces])
+        for i in np.flatnonzero([p.cut for p in pieces]):
+            b = boxes[i]
+            near = np.flatnonzero((boxes[:, 0] < b[2]) & (boxes[:, 2] > b[0]) & (boxes[:, 1] < b[3])
+                                  & (boxes[:, 3] > b[1]) & (tiles != tiles[i])
+                                  & (classes == classes[i]))
+            for j in near:
+                if common_iou(pieces[i], pieces[j], rects[tiles[i]], rects[tiles[j]]) > 0.5:
+                    parent[find(i)] = find(j)
+    groups = {}
+    for i in range(len(pieces)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def resolve_group(group: List[int], pieces: List[Piece]):
+    """One nucleus from a group: ``(y0, x0, mask, score, cls)`` or ``None``."""
+    members = [pieces[i] for i in group]
+    if len(members) == 1:
+        p = members[0]
+        return (p.y0, p.x0, p.mask, p.score, p.cls) if p.in_core else None
+    whole = [p for p in members if not p.cut]
+    if whole:  # prefer the owner, else the largest whole view
+        p = max(whole, key=lambda q: (q.in_core, q.mask.sum(), q.score, -q.y0, -q.x0))
+        return p.y0, p.x0, p.mask, p.score, p.cls
+    y0, x0 = min(p.y0 for p in members), min(p.x0 for p in members)
+    y1 = max(p.y0 + p.mask.shape[0] for p in members)
+    x1 = max(p.x0 + p.mask.shape[1] for p in members)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    areas = np.array([p.mask.sum() for p in members], np.float64)
+    for p in members:
+        mask[p.y0 - y0:p.y0 - y0 + p.mask.shape[0], p.x0 - x0:p.x0 - x0 + p.mask.shape[1]] |= p.mask
+    score = float((areas * [p.score for p in members]).sum() / areas.sum())
+    return y0, x0, mask, score, members[0].cls
+
+
+def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.ndarray,
+                  tile: int, overlap: int, min_area: int = 0) -> LabelMapPrediction:
+    """Predict ``img`` (``H x W [x C]``) tile by tile and join the tiles seamlessly.
+
+    Args:
+        predict: any label-map predictor of one image array.
+        img: the whole image.
+        tile: tile side in pixels.
+        overlap: least overlap of neighbouring tiles; nuclei up to about this
+            size come whole from one tile, larger ones from the union of pieces.
+        min_area: nuclei smaller than this after pasting go.
+    """
+    h, w = img.shape[:2]
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    ycores, xcores = core_bounds(ys, tile, h), core_bounds(xs, tile, w)
+    pieces, rects = [], []
+    for iy, ty in enumerate(ys):
+        for ix, tx in enumerate(xs):
+            crop = img[ty:ty + tile, tx:tx + tile]
+            pred = predict(np.ascontiguousarray(crop)).check()
+            if pred.label_map.shape != crop.shape[:2]:
+                raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
+                                 f'for a {crop.shape[:2]} tile')
+            rects.append((ty, tx, ty + crop.shape[0], tx + crop.shape[1]))
+            pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w),
+                                  (ycores[iy], xcores[ix]))
+    nuclei = [n for n in (resolve_group(g, pieces) for g in link_groups(pieces, rects)) if n]
+    # Paste by decreasing score; ties by position (independent of tile order).
+    nuclei.sort(key=lambda n: (-n[3], n[0], n[1]))
+    label_map = np.zeros((h, w), np.int32)
+    for k, (y0, x0, mask, _, _) in enumerate(nuclei, start=1):
+        window = label_map[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
+        window[mask & (window == 0)] = k
+    label_map, kept = relabel(label_map, np.arange(len(nuclei)), min_area)
+    return LabelMapPrediction(label_map,
+                              np.array([nuclei[i][3] for i in kept], np.float32),
+                              np.array([nuclei[i][4] for i in kept], np.int64))
+
+
+@MODELS.register_module()
+class NucleusTiledModel(BaseTTAModel):
+    """Wrap any label-map predictor (a detector, a TTA model) to predict by tiles.
+
+    Args:
+        module: the wrapped predictor's config.
+        tile_size: tile side in pixels.
+        overlap: least overlap of neighbouring tiles, in pixels; nuclei up to
+            this size come whole from one tile.
+        tile_above: images whose longer side exceeds this are tiled, smaller
+            ones predicted whole (0: tile every image larger than a tile).
+        min_area: nuclei smaller than this after joining the tiles go.
+        data_preprocessor: unused (the wrapped model preprocesses each tile).
+    """
+
+    def __init__(self, module: dict, tile_size: int = 512, overlap: int = 128,
+                 tile_above: int = 0, min_area: int = 0,
+                 data_preprocessor: Optional[dict] = None) -> None:
+        super().__init__(module=module, data_preprocessor=data_preprocessor)
+        if tile_size <= overlap or overlap < 0:
+            raise ValueError(f'need 0 <= overlap ({overlap}) < tile_size ({tile_size})')
+        self.tile_size = tile_size
+        self.overlap = overlap
+        self.tile_above = tile_above
+        self.min_area = min_area
+
+    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
+        """Whole below ``tile_above``, by tiles above it."""
+        if max(img.shape[:2]) <= max(self.tile_above, self.tile_size):
+            return self.module.predict_label_map(img)
+        return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,
+                             self.min_area)
+
+    def test_step(self, data: dict) -> list:
+        return predict_batch(self, data)
+
+    def merge_preds(self, data_samples_list):
+        raise NotImplementedError('NucleusTiledModel joins its tiles itself')
