@@ -65,3 +65,10 @@ def setup_cpu_distributed(cfg, launcher: str) -> Optional[str]:
         torch_dist.init_process_group(backend='gloo', **kwargs)
     return (f'no CUDA GPU: distributed over the gloo backend on the CPU, '
             f'{torch_dist.get_world_size()} processes')
+
+
+def shutdown_distributed() -> None:
+    """Close the process group before exit (a live gloo group can abort the interpreter)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

