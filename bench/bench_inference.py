@@ -81,7 +81,7 @@ def main():
     else:
         model.init_weights()
     tta = MODELS.build(dict(cfg.tta_model, module=model)).eval()
-    single_pipe, tta_pipe = Compose(cfg.test_pipeline), Compose(cfg.tta_pipeline)
+    pipeline = Compose(cfg.test_pipeline)  # the TTA model makes its views from this batch
     base_post = model.postprocess
     print(f'config {args.config}, checkpoint {args.checkpoint or "none (MMDetection init, no ImageNet)"}, '
           f'score_thr {cfg.model.test_cfg.rcnn.score_thr}, torch threads {torch.get_num_threads()}, '
@@ -98,10 +98,8 @@ def main():
                     dilation_radius=args.dilation_radius) if mode == 'dilation' else base_post
                 with PeakRSS() as mem:
                     t0 = time.perf_counter()
-                    if mode == 'tta':
-                        out = tta.test_step(pseudo_collate([tta_pipe(dict(item))]))
-                    else:
-                        out = model.test_step(pseudo_collate([single_pipe(dict(item))]))
+                    runner = tta if mode == 'tta' else model
+                    out = runner.test_step(pseudo_collate([pipeline(dict(item))]))
                     times[mode] = time.perf_counter() - t0
                 n = len(out[0].pred_instances)
                 ratio = times[mode] / times.get('single', times[mode])
