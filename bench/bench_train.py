@@ -50,7 +50,10 @@ def main():
                              'default_hooks.checkpoint.save_last': False,
                              'default_hooks.checkpoint.save_best': None,
                              'default_hooks.logger.interval': 10 ** 9,
-                             'load_from': None, 'model.backbone.init_cfg': None})
+                             'load_from': None})
+        encoder = 'backbone' if 'backbone' in cfg.model else 'encoder'  # Mask R-CNN or U-Net
+        if encoder in cfg.model:
+            cfg.model[encoder].init_cfg = None
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
         cfg.work_dir = osp.join(tmp, str(i))
         cfg.experiment_name = f'bench_train_{i}'

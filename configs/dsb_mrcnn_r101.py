@@ -1,7 +1,8 @@
 # The 2018 Data Science Bowl 3rd-place solution (one Matterport Mask R-CNN R101)
 # reproduced in MMDetection. Comments name the solution's setting each value
 # comes from (Matterport config names in capitals).
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py'
+# The 15 test-time views of the solution's second idea, and tiling: _base_/tta.py.
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py', './_base_/tta.py']
 
 custom_imports = dict(imports=['custom_modules'], allow_failed_imports=False)
 
@@ -108,21 +109,6 @@ default_hooks = dict(
     iter_seed=dict(type='IterationSeedHook'))
 randomness = dict(seed=None)  # mmengine's default, a new seed per run; a number repeats runs
 log_processor = dict(by_epoch=False)
-
-tta_views = [  # the 15 test-time views of the solution's second idea
-    dict(), dict(flip='horizontal'), dict(flip='vertical'),
-    dict(rot90=1), dict(rot90=2), dict(rot90=3),
-    dict(rot90=1, flip='horizontal'), dict(rot90=1, flip='vertical'),  # transposes
-    dict(scale=0.75), dict(scale=1.25), dict(scale=1.5), dict(scale=2.0),
-    dict(shift=(20, 20, 20)), dict(shift=(-20, -20, -20)), dict(shift=(20, 0, -20)),
-]
-# Views are made by the TTA model from the test pipeline's image; their label
-# maps are merged by an order-independent consensus (README, "TTA").
-tta_model = dict(type='NucleusTTAModel', views=tta_views, match_iou=0.5, vote_thr=0.5)
-# Images whose longer side exceeds tile_above are predicted in tiles: memory
-# bounded by the tile, no cap on nuclei per image. 1400 keeps every DSB2018
-# image (at most 1040 x 1388) whole, as the solution predicted them.
-tile = dict(size=512, overlap=128, tile_above=1400)
 
 # COCO Mask R-CNN R101-FPN 2x (bbox 40.8, segm 36.6). Offline: set
 # `--cfg-options load_from=None model.backbone.init_cfg=None` (from scratch)

@@ -3,13 +3,22 @@
 ``Config.merge_from_dict`` accepts any dotted key: ``model.test_cfg.rcnn.score_th=0.5``
 adds a new, unused ``score_th`` beside ``score_thr``. :func:`check_cfg_options`
 compares each option's path with the loaded config first. :func:`load_config`
-and :func:`check_data_paths` turn a missing config or data file into one line.
+and :func:`check_data_paths` turn a missing config or data file into one line;
+:func:`check_num_classes` (run by :func:`check_data_paths`) a model whose
+number of classes is not the data's.
 """
 import difflib
+import json
 import os
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 DELETE_KEY = '_delete_'
+# Where models keep their number of (thing) classes, below ``model`` (wrappers'
+# ``module`` keys skipped): two-stage heads, single-stage heads (RTMDet-Ins,
+# CondInst, SOLO), top-level, Mask2Former.
+NUM_CLASSES_KEYS = ('roi_head.bbox_head.num_classes', 'roi_head.mask_head.num_classes',
+                    'bbox_head.num_classes', 'mask_head.num_classes', 'num_classes',
+                    'panoptic_head.num_things_classes')
 
 
 def _check_path(root: Mapping, keys: Sequence[str]) -> Optional[Tuple[bool, str]]:
@@ -85,11 +94,20 @@ def load_config(path: str):
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
 
 
+def _dataset_path(dataset: Mapping, path) -> Optional[str]:
+    """``path`` joined to the dataset's ``data_root`` as mmengine does; None if not a path."""
+    if not isinstance(path, str) or not path:
+        return None
+    root = dataset.get('data_root', None) or ''
+    return path if os.path.isabs(path) or not root else os.path.join(root, path)
+
+
 def check_data_paths(cfg, loaders: Sequence[str]) -> None:
     """Check that the annotation file and image folder of each dataloader exist.
 
     A dataset without a plain ``ann_file`` (wrappers such as ConcatDataset)
-    is skipped; ``data_root`` is joined as mmengine's datasets do.
+    is skipped; ``data_root`` is joined as mmengine's datasets do. Then
+    :func:`check_num_classes` compares the model with the annotation files.
 
     Args:
         cfg: the merged config.
@@ -100,16 +118,87 @@ def check_data_paths(cfg, loaders: Sequence[str]) -> None:
     """
     for loader in loaders:
         dataset = (cfg.get(loader, None) or {}).get('dataset', None) or {}
-        ann_file = dataset.get('ann_file', None)
-        if not isinstance(ann_file, str) or not ann_file:
+        if _dataset_path(dataset, dataset.get('ann_file', None)) is None:
             continue
-        root = dataset.get('data_root', None) or ''
         img = (dataset.get('data_prefix', None) or {}).get('img', None)
-        for key, path, exists in (('ann_file', ann_file, os.path.isfile),
+        for key, path, exists in (('ann_file', dataset.get('ann_file'), os.path.isfile),
                                   ('data_prefix.img', img, os.path.isdir)):
-            if isinstance(path, str) and path:
-                full = path if os.path.isabs(path) or not root else os.path.join(root, path)
-                if not exists(full):
-                    kind = 'file' if key == 'ann_file' else 'folder'
-                    hint = ' (made by data_prep/prepare_dsb.py)' if key == 'ann_file' else ''
-                    raise ValueError(f'{loader}.dataset.{key}: no such {kind} {full}{hint}')
+            full = _dataset_path(dataset, path)
+            if full is not None and not exists(full):
+                kind = 'file' if key == 'ann_file' else 'folder'
+                hint = ' (made by data_prep/prepare_dsb.py)' if key == 'ann_file' else ''
+                raise ValueError(f'{loader}.dataset.{key}: no such {kind} {full}{hint}')
+    check_num_classes(cfg, loaders)
+
+
+def _values_at(node, parts: Sequence[str], where: str) -> List[Tuple[str, object]]:
+    """``(key, value)`` at the dotted ``parts`` below ``node``; a list fans out by index."""
+    if not parts:
+        return [(where, node)]
+    if not isinstance(node, Mapping) or parts[0] not in node:
+        return []
+    child, where = node[parts[0]], f'{where}.{parts[0]}'
+    if isinstance(child, (list, tuple)):
+        return [hit for i, item in enumerate(child)
+                for hit in _values_at(item, parts[1:], f'{where}.{i}')]
+    return _values_at(child, parts[1:], where)
+
+
+def model_num_classes(model: Mapping) -> List[Tuple[str, int]]:
+    """``(config key, value)`` of every number of classes of a model config.
+
+    Wrappers (TTA, tiling) are looked through via their ``module`` key; a
+    head given as a list (Cascade R-CNN's stages) gives one entry per stage.
+    """
+    prefix = 'model'
+    while isinstance(model, Mapping) and isinstance(model.get('module', None), Mapping):
+        model, prefix = model['module'], prefix + '.module'
+    return [(key, value) for path in NUM_CLASSES_KEYS
+            for key, value in _values_at(model, path.split('.'), prefix)
+            if isinstance(value, int) and not isinstance(value, bool)]
+
+
+def check_num_classes(cfg, loaders: Sequence[str]) -> None:
+    """Check that the model has as many classes as each dataloader's dataset.
+
+    A ``NucleusDataset`` takes its classes from the JSON's categories (see
+    :func:`custom_modules.datasets.dataset_classes`); a JSON without
+    ``categories`` and a missing file are left to the dataset.
+
+    Args:
+        cfg: the merged config (``model`` and the dataloaders).
+        loaders: names such as ``'train_dataloader'``; absent or None ones are skipped.
+
+    Raises:
+        ValueError: naming the model's key and number, the JSON file and its
+            number of classes, or a JSON that cannot be read.
+    """
+    heads = model_num_classes(cfg.get('model', None) or {})
+    if not heads:
+        return
+    from .datasets import dataset_classes
+    seen: Dict[str, dict] = {}
+    for loader in loaders:
+        dataset = (cfg.get(loader, None) or {}).get('dataset', None) or {}
+        path = _dataset_path(dataset, dataset.get('ann_file', None))
+        if path is None or not os.path.isfile(path):
+            continue
+        if path not in seen:
+            try:
+                with open(path) as f:
+                    seen[path] = json.load(f)
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                raise ValueError(f'{loader}.dataset.ann_file: {path}: cannot read the COCO JSON '
+                                 f'({err})') from None
+        categories = seen[path].get('categories', None) if isinstance(seen[path], dict) else None
+        if categories is None:
+            continue
+        wanted = (dataset.get('metainfo', None) or {}).get('classes', None)
+        names = dataset_classes(categories, path, wanted)[0]
+        for key, value in heads:
+            if value != len(names):
+                raise ValueError(
+                    f'{key} = {value}, but {path} ({loader}.dataset.ann_file) has '
+                    f'{len(names)} classes {list(names)}: set num_classes to {len(names)} in the '
+                    'config, or make the data with the classes wanted '
+                    '(data_prep/prepare_dsb.py --class-column, --class-map, --categories-from)')

@@ -1,7 +1,8 @@
 """The nucleus dataset, its image loader and the stratum-balanced sampler."""
+import colorsys
 import json
 import math
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -13,21 +14,80 @@ from torch.utils.data import Sampler
 
 from .image_io import INPUT_MODES, read_image_file, to_model_input
 
+DEFAULT_CLASSES = ('nucleus', )
+
+
+def dataset_classes(categories, ann_file: str,
+                    wanted: Optional[Sequence[str]] = None) -> Tuple[Tuple[str, ...], List[int]]:
+    """The classes a dataset takes from a COCO JSON's categories, and their ids.
+
+    Class ``i`` (MMDetection's label ``i``) is the ``i``-th category in the
+    file's order (data_prep writes ids 1..K in order, so its id is ``i + 1``).
+
+    Args:
+        categories: the JSON's ``categories`` list.
+        ann_file: the JSON, for messages.
+        wanted: class names the config gives (``metainfo.classes``); ``None``
+            or ``('nucleus',)``, the default, mean all categories. Others
+            select a subset, kept in the file's order.
+
+    Returns:
+        ``(names, category_ids)``.
+
+    Raises:
+        ValueError: categories without names or ids, repeated ones, none at
+            all, or wanted classes absent from the file, naming ``ann_file``.
+    """
+    try:
+        pairs = [(str(c['name']), int(c['id'])) for c in categories]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f'{ann_file}: every category needs a name and an integer id') from None
+    names = [n for n, _ in pairs]
+    if not pairs or len(set(names)) < len(names) or len({i for _, i in pairs}) < len(pairs):
+        raise ValueError(f'{ann_file}: categories must be a non-empty list of distinct names and '
+                         f'ids, got {categories}')
+    if wanted is not None and tuple(wanted) != DEFAULT_CLASSES:
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            raise ValueError(f'{ann_file}: metainfo classes {unknown} of the config are not among '
+                             f'its categories {names}')
+        pairs = [(n, i) for n, i in pairs if n in wanted]
+    return tuple(n for n, _ in pairs), [i for _, i in pairs]
+
+
+def class_palette(num: int) -> List[Tuple[int, int, int]]:
+    """``num`` distinct RGB colours, the first the single-class crimson."""
+    hues = [(0.97 + 0.618034 * k) % 1.0 for k in range(1, num)]
+    return [(220, 20, 60)] + [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.85, 0.95))
+                              for h in hues]
+
 
 @DATASETS.register_module()
 class NucleusDataset(CocoDataset):
-    """COCO JSON from ``data_prep`` with one class, ``nucleus``.
+    """COCO JSON from ``data_prep``; its classes are the JSON's categories.
 
-    Each data info also carries the image's ``stratum`` (kind/size, from
-    data_prep), and ``metainfo['has_annotations']`` says whether the JSON is
-    labelled, so the metric can skip images-only sets.
+    ``metainfo['classes']`` are the category names in the file's order
+    (``('nucleus',)`` for a JSON without categories), ``metainfo['category_ids']``
+    their ids; a config's ``metainfo.classes`` other than ``('nucleus',)``
+    selects a subset (see :func:`dataset_classes`). Each data info also
+    carries the image's ``stratum`` (kind/size, from data_prep), and
+    ``metainfo['has_annotations']`` says whether the JSON is labelled, so the
+    metric can skip images-only sets.
     """
 
-    METAINFO = dict(classes=('nucleus', ), palette=[(220, 20, 60)])
+    METAINFO = dict(classes=DEFAULT_CLASSES, palette=[(220, 20, 60)])
 
     def load_data_list(self):
         with open(self.ann_file) as f:
-            self._metainfo['has_annotations'] = 'annotations' in json.load(f)
+            coco = json.load(f)
+        self._metainfo['has_annotations'] = 'annotations' in coco
+        if coco.get('categories') is not None:
+            names, ids = dataset_classes(coco['categories'], self.ann_file,
+                                         self._metainfo.get('classes'))
+            palette = list(self._metainfo.get('palette') or [])
+            self._metainfo.update(classes=names, category_ids=ids,
+                                  palette=palette if len(palette) >= len(names)
+                                  else class_palette(len(names)))
         return super().load_data_list()
 
     def parse_data_info(self, raw_data_info: dict) -> dict:

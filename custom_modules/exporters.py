@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import zipfile
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -170,7 +170,10 @@ def join_csv_texts(texts: Iterable[str]) -> str:
 
 
 def submission_csv(label_maps: Iterable[Tuple[str, np.ndarray]]) -> str:
-    """Kaggle submission text: a row per nucleus, an empty row for an image without any."""
+    """Kaggle submission text: a row per nucleus, an empty row for an image without any.
+
+    Class-agnostic, as the competition: classes are not written.
+    """
     lines = [SUBMISSION_HEADER]
     for name, label_map in label_maps:
         encoded = encode_label_map(label_map)
@@ -180,9 +183,35 @@ def submission_csv(label_maps: Iterable[Tuple[str, np.ndarray]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def coco_results(image_id: int, image_name: str, pred: LabelMapPrediction) -> List[dict]:
-    """COCO results (compressed RLE) of one image; ``category_id`` is the class index + 1."""
+def category_id_of(index: int, category_ids: Optional[Sequence[int]] = None) -> int:
+    """The COCO ``category_id`` of class ``index`` (0-based, MMDetection's label).
+
+    Args:
+        index: the predicted class.
+        category_ids: the dataset's ids in class order (``NucleusDataset``'s
+            ``metainfo['category_ids']``, the JSON's categories in file order);
+            ``None``: ``index + 1``, which is the same for data_prep's JSONs
+            (ids 1..K in order).
+
+    Raises:
+        ValueError: a class past the given ids.
+    """
+    if category_ids is None:
+        return int(index) + 1
+    if not 0 <= index < len(category_ids):
+        raise ValueError(f'predicted class {index} has no category id (the data has '
+                         f'{len(category_ids)} categories: {list(category_ids)})')
+    return int(category_ids[index])
+
+
+def coco_results(image_id: int, image_name: str, pred: LabelMapPrediction,
+                 category_ids: Optional[Sequence[int]] = None) -> List[dict]:
+    """COCO results (compressed RLE) of one image, a ``category_id`` per nucleus.
+
+    ``category_id`` is the predicted class mapped by :func:`category_id_of`:
+    ``category_ids[class]`` when given, else the class index + 1.
+    """
     return [dict(image_id=image_id, image_name=image_name,
-                 category_id=int(pred.classes[label - 1]) + 1,
+                 category_id=category_id_of(int(pred.classes[label - 1]), category_ids),
                  segmentation=rle, score=float(pred.scores[label - 1]))
             for label, rle in sorted(coco_encode_label_map(pred.label_map).items())]

@@ -26,7 +26,9 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) ->
         ValueError: tiles no larger than their overlap.
     """
     model = cfg.model
-    if tta:
+    if is_ensemble(cfg):  # each member uses its own config's TTA
+        model = dict(model, tta=tta)
+    elif tta:
         if 'tta_model' not in cfg:
             raise KeyError(f'{cfg.filename} defines no tta_model')
         model = dict(cfg.tta_model, module=model)
@@ -41,6 +43,11 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) ->
                      overlap=tiling.get('overlap', 128), tile_above=tiling.get('tile_above', 0),
                      min_area=tiling.get('min_area', 0))
     return model
+
+
+def is_ensemble(cfg: Config) -> bool:
+    """Whether the config's model is an ensemble (its members carry their checkpoints)."""
+    return cfg.model.get('type') == 'NucleusEnsemble'
 
 
 def innermost(model):

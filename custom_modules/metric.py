@@ -8,16 +8,21 @@ non-overlapping by :func:`instances_to_label_map` (what the exporter submits).
 
 An image with no ground-truth nuclei scores 1.0 when nothing is predicted
 and 0.0 otherwise (every prediction is a false positive).
+
+The score is class-agnostic. With several classes, ``score_class_<name>``
+scores each class alone: per image, the predictions of class c against the
+ground truth of class c, averaged over the images where either has one.
 """
+import re
 from collections import OrderedDict
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .label_map import from_sample, gt_label_map
+from .label_map import _numpy, from_sample, gt_label_map
 from .postprocess import label_map_iou, relabel
 from .rle import coco_encode_label_map
 
@@ -84,6 +89,57 @@ def sample_label_maps(sample: dict, min_area: int = 0, score_thr: float = 0.0):
     return gt_label_map(sample), pred.label_map, pred.scores
 
 
+def gt_label_classes(sample: dict, gt_map: np.ndarray) -> np.ndarray:
+    """The class of each label 1..K of a sample's ground-truth label map.
+
+    Label ``k`` is the ``k``-th ground-truth instance left after overlap
+    removal (:func:`gt_label_map`); an instance owns its first pixel, and of
+    the instances covering that pixel, the first. Classes come from
+    ``gt_instances.labels`` (all 0 without them).
+    """
+    num = int(gt_map.max())
+    gt = sample['gt_instances']
+    labels = _numpy(gt['labels']).astype(np.int64) if 'labels' in gt else np.zeros(0, np.int64)
+    if num == 0 or not labels.any():  # one class: no need to find owners
+        return np.zeros(num, np.int64)
+    values, first = np.unique(gt_map.ravel(), return_index=True)
+    values, first = values[values > 0], first[values > 0]
+    covering = _numpy(gt['masks']).reshape(len(labels), -1)[:, first] != 0
+    out = np.zeros(num, np.int64)
+    out[values - 1] = labels[covering.argmax(0)]
+    return out
+
+
+def class_scores(gt_map: np.ndarray, gt_classes: np.ndarray, pred_map: np.ndarray,
+                 pred_classes: np.ndarray,
+                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Dict[int, np.ndarray]:
+    """Per-threshold scores of each class present in the ground truth or the predictions.
+
+    Args:
+        gt_map: ground-truth label map, label ``k`` of class ``gt_classes[k - 1]``.
+        gt_classes: class index of each ground-truth label.
+        pred_map: predicted label map, label ``k`` of class ``pred_classes[k - 1]``.
+        pred_classes: class index of each predicted label.
+        thresholds: IoU thresholds.
+
+    Returns:
+        ``{class index: scores}``; classes in neither are absent.
+    """
+    gt_lut = np.concatenate(([-1], np.asarray(gt_classes, np.int64)))
+    pred_lut = np.concatenate(([-1], np.asarray(pred_classes, np.int64)))
+    out = {}
+    for cls in sorted(set(gt_lut[1:].tolist()) | set(pred_lut[1:].tolist())):
+        out[cls] = score_label_maps(np.where(gt_lut[gt_map] == cls, gt_map, 0),
+                                    np.where(pred_lut[pred_map] == cls, pred_map, 0), thresholds)
+    return out
+
+
+def class_key(index: int, class_names: Sequence[str]) -> str:
+    """``class_<name>`` (``class_<index>`` past the names), non-word characters as ``_``."""
+    name = class_names[index] if 0 <= index < len(class_names) else str(index)
+    return 'class_' + re.sub(r'\W', '_', str(name))
+
+
 @METRICS.register_module()
 class DSBMetric(BaseMetric):
     """Mean over images of the mean over IoU thresholds of TP/(TP+FP+FN).
@@ -96,7 +152,9 @@ class DSBMetric(BaseMetric):
         segm_ap: also compute COCO segm AP/AP50 (pycocotools).
         collect_device: 'cpu' or 'gpu' for distributed collection.
         prefix: key prefix (``dsb/score``, ``dsb/P@0.50``, ...; ``dsb/score_<kind>``
-            per image kind when the pipeline packs ``stratum``).
+            per image kind when the pipeline packs ``stratum``; with more than
+            one class in ``dataset_meta['classes']`` or the data,
+            ``dsb/score_class_<name>`` per class).
     """
 
     default_prefix: Optional[str] = 'dsb'
@@ -110,13 +168,22 @@ class DSBMetric(BaseMetric):
         self.score_thr = score_thr
         self.segm_ap = segm_ap
 
+    def class_names(self) -> tuple:
+        """The dataset's class names (``()`` before ``dataset_meta`` is set)."""
+        return tuple((self.dataset_meta or {}).get('classes', ()))
+
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            gt_map, pred_map, scores = sample_label_maps(sample, self.min_area, self.score_thr)
+            pred = from_sample(sample, self.score_thr, self.min_area)
+            gt_map, pred_map, scores = gt_label_map(sample), pred.label_map, pred.scores
             if gt_map is None:
                 continue
             result = dict(img_id=sample.get('img_id'), kind=sample.get('stratum', '').split('/')[0],
                           scores=score_label_maps(gt_map, pred_map, self.thresholds))
+            gt_classes = gt_label_classes(sample, gt_map)
+            if len(self.class_names()) > 1 or gt_classes.any() or np.any(pred.classes):
+                result['classes'] = class_scores(gt_map, gt_classes, pred_map, pred.classes,
+                                                 self.thresholds)
             if self.segm_ap:
                 result['gt'] = list(coco_encode_label_map(gt_map).values())
                 result['pred'] = [(rle, float(scores[lab - 1]))
@@ -135,10 +202,23 @@ class DSBMetric(BaseMetric):
         kinds = np.array([r['kind'] for r in results])
         for kind in sorted(set(kinds) - {''}):  # needs 'stratum' in the pipeline's meta_keys
             metrics[f'score_{kind}'] = float(per_image[kinds == kind].mean())
+        metrics.update(self.per_class(results))
         if self.segm_ap:
             metrics.update(coco_segm_ap(results))
         logger.info(f'DSB score over {len(results)} images: {metrics["score"]:.4f}')
         return metrics
+
+    def per_class(self, results: List[dict]) -> Dict[str, float]:
+        """``score_class_<name>`` of every class met, when there are several classes."""
+        names = self.class_names()
+        per_class: Dict[int, list] = {}
+        for r in results:
+            for cls, scores in r.get('classes', {}).items():
+                per_class.setdefault(cls, []).append(scores)
+        if max(len(names), len(per_class), max(per_class, default=0) + 1) < 2:
+            return {}
+        return {f'score_{class_key(cls, names)}': float(np.mean(per_class[cls]))
+                for cls in sorted(per_class)}
 
 
 def coco_segm_ap(results: List[dict]) -> dict:

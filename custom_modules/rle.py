@@ -7,6 +7,8 @@ an image in one vectorised pass.
 
 Kaggle's format numbers pixels 1.. from top to bottom, then left to right
 (column-major) and lists ``start length`` pairs with sorted, disjoint runs.
+Some data sets (Sartorius) number them left to right, then top to bottom
+(row-major): :func:`parse_rle` reads either into column-major runs.
 COCO's compressed RLE is produced by pycocotools from the same runs.
 """
 from typing import Dict, List, Tuple
@@ -16,6 +18,7 @@ from pycocotools import mask as mask_utils
 
 Runs = Tuple[np.ndarray, np.ndarray]  # 0-indexed column-major starts, lengths
 INT64_MAX = int(np.iinfo(np.int64).max)
+RLE_ORDERS = ('column', 'row')  # pixel numbering: top to bottom first, or left to right first
 
 
 def label_map_runs(label_map: np.ndarray) -> Dict[int, Runs]:
@@ -122,6 +125,45 @@ def run_indices(runs: Runs) -> np.ndarray:
     starts, lengths = np.asarray(runs[0], np.int64), np.asarray(runs[1], np.int64)
     offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.repeat(starts, lengths) + offsets
+
+
+def runs_from_indices(indices: np.ndarray) -> Runs:
+    """Runs of sorted, distinct flat pixel indices."""
+    indices = np.asarray(indices, np.int64)
+    if indices.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    first = np.concatenate(([0], breaks))
+    return indices[first], np.diff(np.concatenate((first, [indices.size])))
+
+
+def to_column_major(runs: Runs, shape: Tuple[int, int], order: str) -> Runs:
+    """Column-major runs of runs whose pixels are numbered in ``order``.
+
+    Args:
+        runs: 0-indexed runs as :func:`parse_kaggle` gives them.
+        shape: the image's ``(H, W)``.
+        order: ``'column'`` (DSB2018: top to bottom, then left to right) or
+            ``'row'`` (Sartorius: left to right, then top to bottom).
+
+    Raises:
+        ValueError: an unknown order.
+    """
+    if order not in RLE_ORDERS:
+        raise ValueError(f'RLE order must be one of {RLE_ORDERS}, got {order!r}')
+    if order == 'column':
+        return runs
+    rows, cols = np.divmod(run_indices(runs), int(shape[1]))
+    return runs_from_indices(np.sort(cols * int(shape[0]) + rows))
+
+
+def parse_rle(rle: str, shape: Tuple[int, int], order: str = 'column') -> Runs:
+    """Parse and validate a string numbered in ``order`` into column-major runs.
+
+    Raises:
+        ValueError: an unknown order, or what :func:`parse_kaggle` refuses.
+    """
+    return to_column_major(parse_kaggle(rle, shape), shape, order)
 
 
 def kaggle_decode(rle: str, shape: Tuple[int, int]) -> np.ndarray:

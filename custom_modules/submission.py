@@ -1,11 +1,11 @@
 """Kaggle submission rows from predictions, and the checks they must pass."""
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from .image_io import image_name
-from .label_map import from_sample
+from .label_map import LabelMapPrediction, from_sample
 from .rle import encode_label_map, parse_kaggle, run_indices
 
 Row = Tuple[str, str, float]  # ImageId, EncodedPixels, score (nan for an empty row)
@@ -38,31 +38,40 @@ def check_predictions(predictions) -> None:
             raise ValueError(f'{expected}, item {i} lacks {sorted(missing)}')
 
 
-def prediction_rows(predictions: Iterable[dict], min_area: int = 0,
-                    score_thr: float = 0.0) -> Tuple[List[Row], Dict[str, Tuple[int, int]]]:
-    """Rows for every image: a contested pixel goes to the higher score.
+def prediction_label_maps(predictions: Iterable[dict], min_area: int = 0,
+                          score_thr: float = 0.0) -> Iterator[Tuple[dict, str, LabelMapPrediction]]:
+    """``(prediction, ImageId, label-map prediction)`` of every dumped image.
 
     Args:
         predictions: dicts as dumped by ``tools/test.py --out`` (``img_path``,
             ``ori_shape``, ``pred_label_map`` and ``pred_instances``; or a plain
             detector's ``pred_instances`` with ``masks`` and ``scores``).
-        min_area: fragments below it are dropped.
+        min_area: fragments below it are dropped (after overlap removal).
         score_thr: predictions below it are ignored.
+    """
+    seen = set()
+    for pred in predictions:
+        image_id = image_name(pred['img_path'])
+        if image_id in seen:
+            raise ValueError(f'ImageId {image_id} appears twice in the predictions')
+        seen.add(image_id)
+        shape = tuple(int(s) for s in pred['ori_shape'][:2])
+        inst = dict(pred.get('pred_instances', {}))
+        if pred.get('pred_label_map') is None:  # a plain detector's masks, RLE-encoded by the dump
+            inst['masks'] = decode_prediction_masks(inst, shape)
+        yield pred, image_id, from_sample(dict(pred, pred_instances=inst), score_thr, min_area)
+
+
+def prediction_rows(predictions: Iterable[dict], min_area: int = 0,
+                    score_thr: float = 0.0) -> Tuple[List[Row], Dict[str, Tuple[int, int]]]:
+    """Rows for every image (see :func:`prediction_label_maps` for the arguments).
 
     Returns:
         The rows and each ImageId's ``(H, W)``.
     """
     rows, shapes = [], {}
-    for pred in predictions:
-        image_id = image_name(pred['img_path'])
-        if image_id in shapes:
-            raise ValueError(f'ImageId {image_id} appears twice in the predictions')
-        shape = tuple(int(s) for s in pred['ori_shape'][:2])
-        shapes[image_id] = shape
-        inst = dict(pred.get('pred_instances', {}))
-        if pred.get('pred_label_map') is None:  # a plain detector's masks, RLE-encoded by the dump
-            inst['masks'] = decode_prediction_masks(inst, shape)
-        found = from_sample(dict(pred, pred_instances=inst), score_thr, min_area)
+    for _, image_id, found in prediction_label_maps(predictions, min_area, score_thr):
+        shapes[image_id] = found.label_map.shape
         encoded = encode_label_map(found.label_map)
         rows.extend((image_id, encoded[k], float(found.scores[k - 1])) for k in sorted(encoded))
         if not encoded:

@@ -10,6 +10,10 @@ order-independent :func:`~custom_modules.consensus.consensus_merge`.
 Because views are made from the image array, the TTA model is itself a
 label-map predictor: tiling (``NucleusTiledModel``) wraps it unchanged.
 Memory: each view is reduced at once to one ``H x W`` label map.
+
+``merge='probabilities'`` (for models with pixel probabilities, the U-Nets)
+instead averages the views' probabilities in the original frame and decodes
+once, as U-Net practitioners do.
 """
 from typing import Optional, Sequence
 
@@ -25,6 +29,7 @@ from .transforms import shift_channels
 
 VIEW_KEYS = ('rot90', 'flip', 'scale', 'shift')
 FLIPS = (None, 'horizontal', 'vertical')
+MERGES = ('label_maps', 'probabilities')
 
 
 def check_view(view: dict) -> dict:
@@ -88,13 +93,17 @@ class NucleusTTAModel(BaseTTAModel):
         score_thr: per-view nuclei scoring below it are ignored.
         postprocess: ``dict(min_area, dilation_radius)`` for the merged
             result; ``None`` takes the wrapped model's own.
+        merge: 'label_maps' (consensus of the views' nuclei) or
+            'probabilities' (average the views' pixel probabilities, then
+            decode once: the U-Net practice; the model needs
+            ``predict_probs`` and ``decode_probs``).
         data_preprocessor: see ``BaseTTAModel`` (unused: views are made from
             the raw image and preprocessed by the wrapped model).
     """
 
     def __init__(self, module: dict, views: Sequence[dict] = (dict(), ), match_iou: float = 0.5,
                  vote_thr: float = 0.5, score_thr: float = 0.0,
-                 postprocess: Optional[dict] = None,
+                 postprocess: Optional[dict] = None, merge: str = 'label_maps',
                  data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(module=module, data_preprocessor=data_preprocessor)
         if not views:
@@ -102,6 +111,12 @@ class NucleusTTAModel(BaseTTAModel):
         if match_iou < 0.5:
             raise ValueError('match_iou below 0.5 would allow one-to-many matches')
         self.views = [check_view(v) for v in views]
+        if merge not in MERGES:
+            raise ValueError(f'merge must be one of {MERGES}, got {merge!r}')
+        if merge == 'probabilities' and not hasattr(self.module, 'predict_probs'):
+            raise ValueError(f'{type(self.module).__name__} has no pixel probabilities to '
+                             "average: use merge='label_maps'")
+        self.merge = merge
         self.match_iou = match_iou
         self.vote_thr = vote_thr
         self.score_thr = score_thr
@@ -120,8 +135,31 @@ class NucleusTTAModel(BaseTTAModel):
                              f'expected {img.shape[:2]}')
         return pred
 
+    def view_probs(self, img: np.ndarray, view: dict) -> np.ndarray:
+        """One view's ``C x H x W`` probabilities, in the original frame."""
+        out_shape = forward_geometry(img[:, :, 0], view).shape
+        probs = self.module.predict_probs(make_view(img, view), out_shape=out_shape)
+        return inverse_geometry(probs.transpose(1, 2, 0), view).transpose(2, 0, 1)
+
+    def predict_probs(self, img: np.ndarray) -> np.ndarray:
+        """The views' mean ``C x H x W`` probabilities (``merge='probabilities'``)."""
+        if self.merge != 'probabilities':
+            raise ValueError("predict_probs needs merge='probabilities'")
+        total = np.float64(0)
+        for view in self.views:  # float64 sums: the same mean in any view order
+            total = total + self.view_probs(img, view).astype(np.float64)
+        return (total / len(self.views)).astype(np.float32)
+
+    def decode_probs(self, probs: np.ndarray, raw: bool = False) -> LabelMapPrediction:
+        """The wrapped model's decoding of (averaged) probabilities."""
+        return self.module.decode_probs(probs, raw)
+
     def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
         """The consensus of all views of one ``H x W x 3`` image."""
+        if self.merge == 'probabilities':
+            merged = filter_prediction(self.decode_probs(self.predict_probs(img), raw=True),
+                                       self.score_thr, self.post.min_area)
+            return apply_postprocess(merged, self.post)
         merged = consensus_merge([self.predict_view(img, view) for view in self.views],
                                  match_iou=self.match_iou, vote_thr=self.vote_thr,
                                  min_area=self.post.min_area)

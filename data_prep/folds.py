@@ -2,7 +2,30 @@
 import csv
 import random
 from collections import Counter, defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
+
+
+def read_csv_rows(path: str, columns: Tuple[str, ...], what: str,
+                  error: type = ValueError) -> List[Dict[str, str]]:
+    """The rows of a small CSV that must have ``columns`` (the one reader of data_prep's CSVs).
+
+    Raises:
+        error: an unreadable file, a missing column or no rows, naming the file
+            and ``what`` it should be.
+    """
+    try:
+        with open(path, newline='') as f:
+            reader = csv.DictReader(f)
+            missing = set(columns) - set(reader.fieldnames or [])
+            if missing:
+                raise error(f'{path}: missing column(s) {sorted(missing)}; '
+                            f'expected {",".join(columns)}')
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise error(f'{path}: cannot read the {what} ({err})') from None
+    if not rows:
+        raise error(f'{path}: CSV has no rows (only a header)')
+    return rows
 
 
 def read_groups(path: str) -> Dict[str, str]:
@@ -11,18 +34,7 @@ def read_groups(path: str) -> Dict[str, str]:
     Raises:
         ValueError: an unreadable file, a missing column or no rows, naming the file.
     """
-    try:
-        with open(path, newline='') as f:
-            reader = csv.DictReader(f)
-            missing = {'img_id', 'mosaic_idx'} - set(reader.fieldnames or [])
-            if missing:
-                raise ValueError(f'{path}: missing column(s) {sorted(missing)}; '
-                                 'expected img_id,mosaic_idx')
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f'{path}: cannot read the groups CSV ({err})') from None
-    if not rows:
-        raise ValueError(f'{path}: CSV has no rows (only a header)')
+    rows = read_csv_rows(path, ('img_id', 'mosaic_idx'), 'groups CSV')
     return {row['img_id']: row['mosaic_idx'].strip() for row in rows
             if row['mosaic_idx'] and row['mosaic_idx'].strip()}
 
@@ -76,3 +88,25 @@ def assign_folds(image_ids: List[str], strata: Dict[str, str], num_folds: int,
             per_stratum[best][strata[img_id]] += 1
         totals[best] += len(imgs)
     return folds
+
+
+def class_strata(strata: Dict[str, str],
+                 instance_classes: Iterable[Tuple[str, int]]) -> Dict[str, str]:
+    """Strata refined by each image's most frequent class, so every fold gets its share.
+
+    Args:
+        strata: image id -> stratum.
+        instance_classes: ``(image id, class)`` of every instance.
+
+    Returns:
+        image id -> ``<stratum>/<class>`` (ties: the smaller class); images
+        without instances keep their stratum.
+    """
+    counts = defaultdict(Counter)
+    for img_id, cls in instance_classes:
+        counts[img_id][cls] += 1
+    out = dict(strata)
+    for img_id, per_class in counts.items():
+        top = max(per_class.values())
+        out[img_id] = f'{strata[img_id]}/{min(c for c, n in per_class.items() if n == top)}'
+    return out

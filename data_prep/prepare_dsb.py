@@ -6,6 +6,11 @@ Examples::
         --groups ../shared/dsb2018/mosaic_groups.csv --folds 5 --fold 0
     python data_prep/prepare_dsb.py stage1_train_labels.csv data/dsb --images stage1_train
     python data_prep/prepare_dsb.py stage1_test data/test        # images only
+    python data_prep/prepare_dsb.py train.csv data/cells --images train --class-column cell_type
+
+Classes (``--class-column`` of a CSV, ``--class-map`` image_id,class) become
+the JSON's categories, ids 1..K in sorted name order (or those of
+``--categories-from``); without them there is one category, ``nucleus``.
 
 Outputs in OUT_DIR: ``full.json`` (every image), and for labelled data
 ``train_fold<F>.json``, ``val_fold<F>.json`` and ``folds.csv``. Nothing is
@@ -24,16 +29,13 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.image_io import (ImageReadError, image_kind, image_path_in,
-                                     read_image_file, read_mask_file, size_bucket)
-from custom_modules.rle import coco_encode_label_map, label_map_from_runs, parse_kaggle
-from data_prep.folds import assign_folds, check_fold_count, read_groups
-
-CATEGORIES = [{'id': 1, 'name': 'nucleus'}]
-
-
-class InputError(ValueError):
-    """Invalid input; the message names the file or row."""
+from custom_modules.image_io import (ImageReadError, image_kind, read_image_file, read_mask_file,
+                                     size_bucket)
+from custom_modules.rle import RLE_ORDERS, coco_encode_label_map, label_map_from_runs
+from data_prep.classes import (InputError, category_id, image_classes, make_categories,
+                               read_categories, read_class_map)
+from data_prep.folds import assign_folds, check_fold_count, class_strata, read_groups
+from data_prep.kaggle_csv import LAYOUTS, parse_image_rows, read_rle_csv
 
 
 def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
@@ -64,46 +66,6 @@ def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
     return ids, labelled
 
 
-def read_rle_csv(path: str, images_dir: str):
-    """Parse a Kaggle CSV into ``{ImageId: (image_path, shape_or_None, [runs])}``."""
-    import pandas as pd
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f'{path}: cannot read CSV ({err})') from None
-    missing = {'ImageId', 'EncodedPixels'} - set(table.columns)
-    if missing:
-        raise InputError(f'{path}: missing column(s) {sorted(missing)}')
-    if table.empty:
-        raise InputError(f'{path}: CSV has no rows (only a header)')
-    has_size = {'Height', 'Width'} <= set(table.columns)
-    dup = table.duplicated(['ImageId', 'EncodedPixels']) & (table['EncodedPixels'].str.strip() != '')
-    if dup.any():
-        row = int(np.flatnonzero(dup)[0])
-        raise InputError(f'{path}: row {row + 2}: duplicated ImageId/EncodedPixels pair '
-                         f'(ImageId {table.ImageId[row]})')
-    entries = {}
-    for row, rec in enumerate(table.itertuples(index=False)):
-        where = f'{path}: row {row + 2} (ImageId {rec.ImageId})'
-        if rec.ImageId not in entries:
-            try:
-                img_path = image_path_in(images_dir, rec.ImageId)
-            except ImageReadError as err:
-                raise InputError(f'{where}: {err}') from None
-            entries[rec.ImageId] = [img_path, None, []]
-        entry = entries[rec.ImageId]
-        if has_size:
-            try:
-                shape = (int(rec.Height), int(rec.Width))
-            except ValueError:
-                raise InputError(f'{where}: Height/Width are not integers') from None
-            if entry[1] not in (None, shape):
-                raise InputError(f'{where}: size {shape} differs from an earlier row {entry[1]}')
-            entry[1] = shape
-        entry[2].append((row, rec.EncodedPixels))
-    return entries
-
-
 def process_image(job) -> Tuple[dict, list, Counter]:
     """Read one image and its instances; return image record, annotations, counts."""
     image_id, img_path, rel_path = job['image_id'], job['path'], job['file_name']
@@ -111,8 +73,9 @@ def process_image(job) -> Tuple[dict, list, Counter]:
     img = read_image_file(img_path)
     h, w = img.shape[:2]
     if job.get('shape') not in (None, (h, w)):
+        swapped = ' (swapped?)' if job['shape'] == (w, h) else ''
         raise InputError(f'{csv_path}: ImageId {image_id}: Height/Width {job["shape"]} differ from '
-                         f'the image {img_path} ({h}x{w})')
+                         f'the image {img_path} ({h}x{w}){swapped}')
     stats = Counter(images=1)
     record = dict(file_name=rel_path, height=h, width=w, image_id=image_id,
                   kind=image_kind(img), size=size_bucket(h, w), channels=1 if img.ndim == 2 else img.shape[2],
@@ -139,15 +102,9 @@ def process_image(job) -> Tuple[dict, list, Counter]:
                 stats['overlapping pixels resolved'] += int(clash.sum())
             lab[sub & (lab == 0)] = k
     else:
-        runs = []
-        for row, text in csv_rows:
-            try:
-                runs.append(parse_kaggle(text, (h, w)))
-            except ValueError as err:
-                raise InputError(f'{csv_path}: row {row + 2} (ImageId {image_id}): {err}') from None
-            stats['mask files'] += 1
-            if len(runs[-1][0]) == 0:
-                stats['empty masks dropped'] += 1
+        runs = parse_image_rows(csv_rows, (h, w), job['order'], csv_path, image_id)
+        stats['mask files'] += len(runs)
+        stats['empty masks dropped'] += sum(len(r[0]) == 0 for r in runs)
         label, contested = label_map_from_runs((h, w), runs)
         stats['overlapping pixels resolved'] += contested
     areas = np.bincount(label.ravel(), minlength=label.max() + 1)
@@ -155,7 +112,8 @@ def process_image(job) -> Tuple[dict, list, Counter]:
     anns = []
     for lab, rle in coco_encode_label_map(label).items():
         ys, xs = boxes[lab - 1]
-        anns.append(dict(category_id=1, segmentation=rle, area=int(areas[lab]), iscrowd=0,
+        cat = job['category_id'] if csv_rows is None else csv_rows[lab - 1][2]
+        anns.append(dict(category_id=cat, segmentation=rle, area=int(areas[lab]), iscrowd=0,
                          bbox=[int(xs.start), int(ys.start), int(xs.stop - xs.start),
                                int(ys.stop - ys.start)]))
     given = (len(mask_paths) if mask_paths is not None else len(csv_rows)) - stats['empty masks dropped']
@@ -164,15 +122,30 @@ def process_image(job) -> Tuple[dict, list, Counter]:
     return record, anns, stats
 
 
-def build_jobs(args) -> Tuple[list, bool]:
-    """Describe one job per image, validating the layout first."""
+def build_jobs(args) -> Tuple[list, bool, List[dict]]:
+    """Describe one job per image and the categories, validating the layout first."""
+    class_map = read_class_map(args.class_map) if args.class_map else None
+    fixed = read_categories(args.categories_from) if args.categories_from else None
+    source = args.class_map or args.src
     if os.path.isfile(args.src):
         if not args.images:
             raise InputError(f'{args.src}: a CSV source needs --images DIR')
-        entries = read_rle_csv(args.src, args.images)
+        layout, entries = read_rle_csv(args.src, args.images, args.class_column)
+        per_image = image_classes(list(entries), class_map, args.class_map, required=True)
+        for image_id, entry in entries.items():
+            entry[2] = [(r, t, per_image[image_id] or c) for r, t, c in entry[2]]
+        cats = make_categories((c for e in entries.values() for _, _, c in e[2]), fixed,
+                               args.categories_from, source, labelled=True)
+        order = args.rle_order or LAYOUTS[layout][1]
         return [dict(image_id=i, path=p, file_name=os.path.relpath(p, args.images), shape=shape,
-                     rows=rows, csv=args.src) for i, (p, shape, rows) in sorted(entries.items())], True
+                     rows=[(r, t, category_id(cats, c)) for r, t, c in rows], csv=args.src,
+                     order=order) for i, (p, shape, rows) in sorted(entries.items())], True, cats
+    if args.class_column or args.rle_order:
+        raise InputError(f'{args.src}: --class-column and --rle-order need a CSV source, '
+                         'not a folder (use --class-map)')
     ids, labelled = scan_layout(args.src, args.images_only)
+    per_image = image_classes(ids, class_map, args.class_map, required=labelled)
+    cats = make_categories(per_image.values(), fixed, args.categories_from, source, labelled)
     jobs = []
     for img_id in ids:
         rel = os.path.join(img_id, 'images', img_id + '.png')
@@ -184,14 +157,14 @@ def build_jobs(args) -> Tuple[list, bool]:
             masks = [os.path.join(mdir, m) for m in sorted(os.listdir(mdir))
                      if m.lower().endswith('.png') and not m.startswith('.')]
         jobs.append(dict(image_id=img_id, path=os.path.join(args.src, rel), file_name=rel,
-                         masks=masks))
-    return jobs, labelled
+                         masks=masks, category_id=category_id(cats, per_image[img_id])))
+    return jobs, labelled, cats
 
 
-def coco_dict(images: list, anns: list, labelled: bool) -> dict:
+def coco_dict(images: list, anns: list, labelled: bool, categories: List[dict]) -> dict:
     """Assemble a COCO dict; an images-only set has no ``annotations`` key."""
     out = dict(info=dict(description='DSB2018 nuclei, made by nucleiseg data_prep'),
-               images=images, categories=CATEGORIES)
+               images=images, categories=categories)
     if labelled:
         out['annotations'] = anns
     return out
@@ -206,12 +179,18 @@ def output_paths(out_dir: str, labelled: bool, fold: int) -> List[str]:
 
 
 def write_outputs(args, images: list, anns: list, labelled: bool,
-                  groups: Optional[Dict[str, str]]) -> List[str]:
-    """Write every output, or none of them (see ``custom_modules.atomic``)."""
+                  groups: Optional[Dict[str, str]], categories: List[dict]) -> List[str]:
+    """Write every output, or none of them (see ``custom_modules.atomic``).
+
+    With several categories, folds are stratified by each image's main class too.
+    """
     paths = output_paths(args.out_dir, labelled, args.fold)
-    texts = [json.dumps(coco_dict(images, anns, labelled))]
+    texts = [json.dumps(coco_dict(images, anns, labelled, categories))]
     if labelled:
         strata = {im['image_id']: im['stratum'] for im in images}
+        if len(categories) > 1:
+            names = {im['id']: im['image_id'] for im in images}
+            strata = class_strata(strata, [(names[a['image_id']], a['category_id']) for a in anns])
         folds = assign_folds([im['image_id'] for im in images], strata, args.folds, groups,
                              args.seed)
         for im in images:
@@ -219,7 +198,8 @@ def write_outputs(args, images: list, anns: list, labelled: bool,
         for keep in (lambda f: f != args.fold, lambda f: f == args.fold):  # train, val
             sub = [im for im in images if keep(im['fold'])]
             ids = {im['id'] for im in sub}
-            texts.append(json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True)))
+            texts.append(json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True,
+                                              categories)))
         texts.append('img_id,fold,stratum\n' + ''.join(
             f"{im['image_id']},{im['fold']},{im['stratum']}\n" for im in images))
     return write_all_or_nothing(dict(zip(paths, texts)))
@@ -229,7 +209,8 @@ def parse_args(argv: Optional[list] = None):
     parser = argparse.ArgumentParser(
         description='DSB2018 competition layout or Kaggle RLE CSV -> COCO instance JSON with folds.')
     parser.add_argument('src', help='folder in the competition layout (<ImageId>/images/<ImageId>.png, '
-                        '<ImageId>/masks/*.png), or a Kaggle CSV ImageId,EncodedPixels[,Height,Width]')
+                        '<ImageId>/masks/*.png), or a CSV: Kaggle ImageId,EncodedPixels'
+                        '[,Height,Width] or Sartorius id,annotation,width,height')
     parser.add_argument('out_dir', help='output folder for full.json, train/val_fold<F>.json, folds.csv')
     parser.add_argument('--images', help='image folder for a CSV source (<id>/images/<id>.png or <id>.png); '
                         'file_name in the JSON is relative to it')
@@ -240,11 +221,24 @@ def parse_args(argv: Optional[list] = None):
     parser.add_argument('--seed', type=int, default=0, help='seed for the fold assignment (default 0)')
     parser.add_argument('--images-only', action='store_true',
                         help='ignore masks and write an images-only JSON for inference')
+    parser.add_argument('--class-column', metavar='NAME',
+                        help="the CSV source's column holding each instance's class (e.g. cell_type)")
+    parser.add_argument('--class-map', metavar='FILE',
+                        help='CSV image_id,class: one class for all instances of an image')
+    parser.add_argument('--categories-from', metavar='JSON',
+                        help="use this COCO JSON's categories (ids and names), e.g. the training "
+                        "set's full.json for a test set (default: ids 1..K in sorted name order)")
+    parser.add_argument('--rle-order', choices=RLE_ORDERS,
+                        help="how the CSV numbers pixels: 'column' (top to bottom first; default "
+                        "for ImageId,EncodedPixels) or 'row' (left to right first; default for "
+                        'Sartorius id,annotation); a wrong order is refused where it shows')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='worker processes (default: all cores)')
     args = parser.parse_args(argv)
     if not 0 <= args.fold < args.folds:
         parser.error(f'--fold must be in 0..{args.folds - 1}')
+    if args.class_column and args.class_map:
+        parser.error('give --class-column or --class-map, not both')
     return args
 
 
@@ -252,7 +246,7 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     try:  # everything that can be checked before reading an image
         groups = read_groups(args.groups) if args.groups else None
-        jobs, labelled = build_jobs(args)
+        jobs, labelled, categories = build_jobs(args)
         check_can_write(output_paths(args.out_dir, labelled, args.fold))
         if labelled:
             check_fold_count([job['image_id'] for job in jobs], args.folds, groups)
@@ -270,7 +264,7 @@ def main(argv: Optional[list] = None) -> int:
                 for ann in img_anns:
                     anns.append(dict(id=len(anns) + 1, image_id=img_idx, **ann))
                 totals += stats
-        written = write_outputs(args, images, anns, labelled, groups)
+        written = write_outputs(args, images, anns, labelled, groups, categories)
     except (InputError, ImageReadError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
@@ -279,6 +273,10 @@ def main(argv: Optional[list] = None) -> int:
     print(f"images: {len(images)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
     if labelled:
         print(f"nuclei: {len(anns)} from {totals['mask files']} masks")
+        if len(categories) > 1:
+            per_cat = Counter(a['category_id'] for a in anns)
+            print('classes: ' + ', '.join(f"{c['id']} {c['name']} {per_cat[c['id']]}"
+                                          for c in categories))
         sizes = Counter(im['fold'] for im in images)
         print(f"folds: {args.folds} ({', '.join(str(sizes[f]) for f in range(args.folds))} images), "
               f'val fold {args.fold}')

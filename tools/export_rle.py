@@ -6,7 +6,9 @@ Rows: ImageId,EncodedPixels (1-indexed, column-major, sorted runs); masks of an
 image never overlap (a contested pixel goes to the higher score); every image
 has a row (an empty EncodedPixels when nothing was found). The file is checked
 against those rules and written atomically, or not at all; with ``--coco-json``
-both files are written or neither. Missing output folders are made.
+both files are written or neither (COCO ``category_id`` = predicted class + 1,
+data_prep's category ids; the CSV is class-agnostic, as the competition wants).
+Missing output folders are made.
 """
 import argparse
 import json
@@ -15,9 +17,9 @@ import pickle
 import sys
 
 from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.image_io import image_name
-from custom_modules.rle import coco_encode, kaggle_decode
-from custom_modules.submission import check_predictions, check_submission, prediction_rows
+from custom_modules.exporters import coco_results
+from custom_modules.submission import (check_predictions, check_submission,
+                                       prediction_label_maps, prediction_rows)
 
 
 def parse_args(argv=None):
@@ -33,12 +35,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def coco_results(predictions: list, rows: list, shapes: dict) -> list:
-    """COCO results (RLE segmentations) of the submission's rows."""
-    numbers = {image_name(p['img_path']): p.get('img_id') for p in predictions}
-    return [dict(image_id=numbers[image_id], image_name=image_id, category_id=1,
-                 segmentation=coco_encode(kaggle_decode(text, shapes[image_id])), score=score)
-            for image_id, text, score in rows if text]
+def coco_json_results(predictions: list, min_area: int, score_thr: float) -> list:
+    """COCO results (RLE segmentations), each nucleus with its class's ``category_id``."""
+    return [result for pred, image_id, found in prediction_label_maps(predictions, min_area,
+                                                                     score_thr)
+            for result in coco_results(pred.get('img_id'), image_id, found)]
 
 
 def main(argv=None) -> int:
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
         return 2
     texts = {args.out: 'ImageId,EncodedPixels\n' + ''.join(f'{i},{p}\n' for i, p, _ in rows)}
     if args.coco_json:
-        results = coco_results(predictions, rows, shapes)
+        results = coco_json_results(predictions, args.min_area, args.score_thr)
         texts[args.coco_json] = json.dumps(results)
     try:
         write_all_or_nothing(texts)

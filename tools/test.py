@@ -1,11 +1,13 @@
 """Test a nucleus segmenter: MMDetection's tools/test.py, with the same flags.
 
-    python tools/test.py CONFIG CHECKPOINT [--tta] [--tile N] [--out preds.pkl]
+    python tools/test.py CONFIG [CHECKPOINT] [--tta] [--tile N] [--out preds.pkl]
         [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
 
 On a labelled set it prints the competition score (and COCO segm AP). On an
 images-only JSON from data_prep it only predicts; keep them with --out.
 Images larger than the config's ``tile.tile_above`` are predicted by tiles.
+An ensemble config (``NucleusEnsemble``) names its members' checkpoints and
+takes no CHECKPOINT; with --tta each member uses its own config's TTA.
 Several processes: torchrun --nproc_per_node=N tools/test.py ... --launcher pytorch
 (gloo on the CPUs without a CUDA GPU).
 """
@@ -22,13 +24,14 @@ from custom_modules.atomic import check_can_write
 from custom_modules.checkpoint import CheckpointError
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
 from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
-from custom_modules.inference import load_weights, predictor_cfg
+from custom_modules.inference import is_ensemble, load_weights, predictor_cfg
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a nucleus segmenter')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for an ensemble '
+                        'config, whose members name theirs)')
     parser.add_argument('--work-dir', help='the dir for the evaluation logs')
     parser.add_argument('--out', help='dump predictions to this pickle (input of tools/export_rle.py)')
     parser.add_argument('--show-dir', help='write overlays (outlines, score) here; relative paths '
@@ -53,10 +56,20 @@ def main():
     args, parser = parse_args()
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
-    if not osp.isfile(args.checkpoint):
-        parser.error(f'{args.checkpoint}: no such checkpoint file')
     try:
         cfg = load_config(args.config)
+        if is_ensemble(cfg) and args.checkpoint is not None:
+            raise ValueError(f'{args.config} is an ensemble: its members name their '
+                             'checkpoints; give no CHECKPOINT')
+        for member in cfg.model.get('members', []) if is_ensemble(cfg) else []:
+            for key in ('config', 'checkpoint'):
+                if not osp.isfile(str(member.get(key))):
+                    raise ValueError(f'ensemble member {key} {member.get(key)}: no such file '
+                                     f'(named in {args.config})')
+        if not is_ensemble(cfg) and args.checkpoint is None:
+            raise ValueError('the CHECKPOINT argument is missing')
+        if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+            raise ValueError(f'{args.checkpoint}: no such checkpoint file')
         check_can_write([args.out] if args.out else [])
     except (ValueError, OSError) as err:
         parser.error(f'--out {err}' if isinstance(err, OSError) else str(err))
@@ -88,11 +101,16 @@ def main():
     except ValueError as err:
         parser.error(str(err))
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    try:  # builds the model: bad per-class thresholds, an ensemble member that does not load
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    except (CheckpointError, KeyError, ValueError) as err:
+        print(f'error: {args.config}: {err}', file=sys.stderr)
+        return 2
     if distributed_note:
         runner.logger.info(distributed_note)
     try:
-        load_weights(runner.model, args.checkpoint)
+        if args.checkpoint is not None:
+            load_weights(runner.model, args.checkpoint)
     except (CheckpointError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -270,7 +270,7 @@ param_scheduler = [
 ]
 pretrained = 'work_dirs/pretrained/mobilenetv2_imagenet.pth'
 randomness = dict(seed=None)
-resume = True
+resume = False
 test_cfg = dict(_scope_='mmdet', type='TestLoop')
 test_dataloader = dict(
     batch_size=1,
@@ -316,13 +316,14 @@ test_pipeline = [
         type='PackDetInputs'),
 ]
 tile = dict(overlap=128, size=512, tile_above=1400)
-train_cfg = dict(max_iters=3400, type='IterBasedTrainLoop', val_interval=1700)
+train_cfg = dict(
+    max_iters=3400, type='IterBasedTrainLoop', val_interval=100000)
 train_dataloader = dict(
     batch_sampler=dict(_scope_='mmdet', type='AspectRatioBatchSampler'),
     batch_size=2,
     dataset=dict(
         _scope_='mmdet',
-        ann_file='data/generated/dsb/train_fold0.json',
+        ann_file='data/generated/dsb/full.json',
         backend_args=None,
         data_prefix=dict(img='../shared/dsb2018/stage1_train/'),
         data_root='',
@@ -497,4 +498,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = 'work_dirs/mnv2_fold0'
+work_dir = 'work_dirs/mnv2_all'

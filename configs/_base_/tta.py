@@ -1,0 +1,17 @@
+# The 3rd-place solution's 15 test-time views and the tiling of large images.
+d4_views = [  # the 8 flips and quarter turns
+    dict(), dict(flip='horizontal'), dict(flip='vertical'),
+    dict(rot90=1), dict(rot90=2), dict(rot90=3),
+    dict(rot90=1, flip='horizontal'), dict(rot90=1, flip='vertical'),  # transposes
+]
+tta_views = d4_views + [
+    dict(scale=0.75), dict(scale=1.25), dict(scale=1.5), dict(scale=2.0),
+    dict(shift=(20, 20, 20)), dict(shift=(-20, -20, -20)), dict(shift=(20, 0, -20)),
+]
+# Views are made by the TTA model from the test pipeline's image; their label
+# maps are merged by an order-independent consensus (README, "TTA").
+tta_model = dict(type='NucleusTTAModel', views=tta_views, match_iou=0.5, vote_thr=0.5)
+# Images whose longer side exceeds tile_above are predicted in tiles: memory
+# bounded by the tile, no cap on nuclei per image. 1400 keeps every DSB2018
+# image (at most 1040 x 1388) whole, as the solution predicted them.
+tile = dict(size=512, overlap=128, tile_above=1400)

@@ -1,0 +1,62 @@
+# CPU-budget contour-aware U-Net (CAMUNet: nucleus, contour and marker heads,
+# a decoder each) on the ImageNet MobileNetV2 encoder that the Mask R-CNN
+# recipe uses (`make venv` converts it). The comparison behind the family found
+# separate decoders and contour targets best with a pretrained encoder.
+_base_ = ['./_base_/cpu_schedule.py', './_base_/dsb_dataset.py', './_base_/tta.py']
+
+pretrained = 'work_dirs/pretrained/mobilenetv2_imagenet.pth'
+heads = ('nucleus', 'contour', 'marker')
+
+model = dict(
+    type='NucleusUNet',
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True,  # ImageNet statistics
+                           pad_size_divisor=32,  # the encoder's deepest stride
+                           # targets padded with the code the loss ignores (NucleusUNet.IGNORE)
+                           pad_seg=True, seg_pad_value=255),
+    encoder=dict(
+        type='MobileNetV2',
+        # layer1, 2, 3, 5, 7: 16, 24, 32, 96, 320 channels at strides 2, 4, 8, 16, 32.
+        out_indices=(0, 1, 2, 4, 6),
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,  # ImageNet batch statistics kept (small batches of crops)
+        frozen_stages=1,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    encoder_channels=(16, 24, 32, 96, 320),
+    decoder_channels=(96, 64, 32, 24, 16),
+    heads=heads,
+    separate_decoders=True,
+    stem_channels=16,
+    norm_cfg=dict(type='GN', num_groups=8, requires_grad=True),
+    # BCE + soft Dice per head; background between touching nuclei weighs 5x.
+    loss=dict(bce=1.0, dice=1.0, gap_weight=5.0),
+    decode=dict(method='watershed', nucleus_thr=0.5, marker_thr=0.5, min_marker_area=4),
+    postprocess=dict(min_area=10, dilation_radius=0))
+
+# Targets (one bit each) made after every geometric augmentation.
+train_pipeline = [
+    dict(type='LoadNucleusImage', mode='grey_dark'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomZoom', scale_range=(0.6, 1.6), aspect_range=(0.8, 1.25), pre_crop={{_base_.crop_size}}),
+    dict(type='InstanceSafeRandomCrop', crop_size={{_base_.crop_size}}, min_area=4, max_instances=256),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRot90', prob=0.75),
+    dict(type='RandomFreeRotate', max_angle=30.0, prob=0.3),
+    dict(type='RandomChannelShift', max_shift=15.0, prob=0.3),
+    dict(type='UNetTargets', contour_width=2, boundary_width=2, marker_margin=2, gap_width=3),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
+
+# The CPU schedule of _base_/cpu_schedule.py, shortened to this model's speed.
+max_iters = 1600  # 1.23 s/iteration here (bench/bench_train.py): ~35 min, the time left in the session that trained it
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters // 2)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=150),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=150, end=max_iters),
+]
+default_hooks = dict(checkpoint=dict(interval=max_iters // 2))
+
+# U-Net practice: average the probabilities of the 8 flips and quarter turns.
+tta_model = dict(views={{_base_.d4_views}}, merge='probabilities')
