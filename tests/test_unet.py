@@ -218,3 +218,20 @@ def test_smoke_unet_trains_tests_with_tta_and_tiles(tmp_path, synthetic_set):
     proc = run_tool('tools/test.py', SMOKE, str(work / 'iter_2.pth'), '--tta', '--tile', '48',
                     '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
     assert 'dsb/score' in proc.stdout + proc.stderr
+
+
+def test_ensemble_config_runs_through_test_tool(tmp_path, synthetic_set, smoke_checkpoint):
+    src, _ = synthetic_set
+    ann = tmp_path / 'ann'
+    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+    config = tmp_path / 'ensemble.py'
+    config.write_text(f"""_base_ = '{REPO}/configs/dsb_ensemble_cpu.py'
+model = dict(members=[dict(config='{SMOKE}', checkpoint='{smoke_checkpoint}'),
+                      dict(config='{SMOKE}', checkpoint='{smoke_checkpoint}', weight=2.0)])
+test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(
+    ann_file='{ann}/val_fold0.json', data_prefix=dict(img='{src}/')))
+""")
+    proc = run_tool('tools/test.py', str(config), '--work-dir', str(tmp_path / 'work'))
+    assert 'dsb/score' in proc.stdout + proc.stderr
+    proc = run_tool('tools/test.py', str(config), smoke_checkpoint, check=False)
+    assert proc.returncode == 2 and 'members name their checkpoints' in proc.stderr
