@@ -94,7 +94,7 @@ def load_config(path: str):
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
 
 
-def _dataset_path(dataset: Mapping, path) -> Optional[str]:
+def dataset_path(dataset: Mapping, path) -> Optional[str]:
     """``path`` joined to the dataset's ``data_root`` as mmengine does; None if not a path."""
     if not isinstance(path, str) or not path:
         return None
@@ -118,12 +118,12 @@ def check_data_paths(cfg, loaders: Sequence[str]) -> None:
     """
     for loader in loaders:
         dataset = (cfg.get(loader, None) or {}).get('dataset', None) or {}
-        if _dataset_path(dataset, dataset.get('ann_file', None)) is None:
+        if dataset_path(dataset, dataset.get('ann_file', None)) is None:
             continue
         img = (dataset.get('data_prefix', None) or {}).get('img', None)
         for key, path, exists in (('ann_file', dataset.get('ann_file'), os.path.isfile),
                                   ('data_prefix.img', img, os.path.isdir)):
-            full = _dataset_path(dataset, path)
+            full = dataset_path(dataset, path)
             if full is not None and not exists(full):
                 kind = 'file' if key == 'ann_file' else 'folder'
                 hint = ' (made by data_prep/prepare_dsb.py)' if key == 'ann_file' else ''
@@ -180,7 +180,7 @@ def check_num_classes(cfg, loaders: Sequence[str]) -> None:
     seen: Dict[str, dict] = {}
     for loader in loaders:
         dataset = (cfg.get(loader, None) or {}).get('dataset', None) or {}
-        path = _dataset_path(dataset, dataset.get('ann_file', None))
+        path = dataset_path(dataset, dataset.get('ann_file', None))
         if path is None or not os.path.isfile(path):
             continue
         if path not in seen:

@@ -23,9 +23,13 @@ from mmengine.model import BaseModel
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from .config_check import load_config
 from .consensus import consensus_merge
+from .inference import innermost, load_weights, predictor_cfg
+from .inferencer import config_input_mode
 from .label_map import LabelMapPrediction, filter_prediction
 from .postprocess import relabel
+from .tta import predict_batch
 
 MERGES = ('consensus', 'probabilities', 'split')
 
@@ -85,9 +89,6 @@ class NucleusEnsemble(BaseModel):
                  match_iou: float = 0.5, vote_thr: float = 0.5, score_thr: float = 0.0,
                  min_area: int = 10, data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
-        from .config_check import load_config
-        from .inference import innermost, load_weights, predictor_cfg
-        from .inferencer import config_input_mode
         if merge not in MERGES:
             raise ValueError(f'merge must be one of {MERGES}, got {merge!r}')
         if len(members) < 2 or (merge == 'split' and len(members) != 2):
@@ -135,7 +136,6 @@ class NucleusEnsemble(BaseModel):
         return filter_prediction(merged, self.score_thr, self.min_area)
 
     def test_step(self, data: dict) -> list:
-        from .tta import predict_batch
         return predict_batch(self, data)
 
     def val_step(self, data: dict) -> list:

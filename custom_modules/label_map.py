@@ -82,7 +82,8 @@ def to_sample(sample, pred: LabelMapPrediction) -> None:
         bboxes=torch.from_numpy(label_map_boxes(pred.label_map, len(pred))))
 
 
-def _numpy(value) -> np.ndarray:
+def as_numpy(value) -> np.ndarray:
+    """A tensor, BitmapMasks or array-like as a numpy array."""
     if hasattr(value, 'to_ndarray'):  # BitmapMasks
         return value.to_ndarray()
     if isinstance(value, torch.Tensor):
@@ -101,18 +102,18 @@ def from_sample(sample, score_thr: float = 0.0, min_area: int = 0) -> LabelMapPr
     inst = get('pred_instances')
     shape = tuple(get('ori_shape'))[:2]
     has_scores = inst is not None and 'scores' in inst
-    scores = _numpy(inst['scores']).astype(np.float64) if has_scores else np.zeros(0)
-    classes = (_numpy(inst['labels']).astype(np.int64) if inst is not None and 'labels' in inst
+    scores = as_numpy(inst['scores']).astype(np.float64) if has_scores else np.zeros(0)
+    classes = (as_numpy(inst['labels']).astype(np.int64) if inst is not None and 'labels' in inst
                else np.zeros(len(scores), np.int64))
     label_map = get('pred_label_map')
     if label_map is None:
-        masks = _numpy(inst['masks']) if len(scores) else np.zeros((0, ) + shape, bool)
+        masks = as_numpy(inst['masks']) if len(scores) else np.zeros((0, ) + shape, bool)
         if masks.dtype != bool:
             raise ValueError('pred_instances.masks must be dense boolean masks '
                              '(encoded masks: decode them first)')
         label_map, kept = instances_to_label_map(masks, scores, min_area, score_thr)
         return LabelMapPrediction(label_map, scores[kept], classes[kept])
-    label_map = _numpy(label_map).astype(np.int32, copy=False)
+    label_map = as_numpy(label_map).astype(np.int32, copy=False)
     if label_map.shape != shape:
         raise ValueError(f'pred_label_map has shape {label_map.shape}, the image {shape}')
     if score_thr <= 0 and min_area <= 0:
@@ -141,7 +142,7 @@ def gt_label_map(sample, shape: Optional[tuple] = None) -> Optional[np.ndarray]:
     gt = get('gt_instances')
     if gt is None or 'masks' not in gt:
         return None
-    masks = _numpy(gt['masks']).astype(bool, copy=False)
+    masks = as_numpy(gt['masks']).astype(bool, copy=False)
     shape = tuple(get('ori_shape'))[:2] if shape is None else shape
     if masks.shape[1:] != shape:
         if len(masks) == 0:  # no nuclei: some loaders give an empty stack of another size

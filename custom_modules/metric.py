@@ -22,7 +22,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .label_map import _numpy, from_sample, gt_label_map
+from .label_map import as_numpy, from_sample, gt_label_map
 from .postprocess import label_map_iou, relabel
 from .rle import coco_encode_label_map
 
@@ -76,19 +76,6 @@ def score_label_maps(gt: np.ndarray, pred: np.ndarray,
     return precision_at(label_map_iou(gt, pred), thresholds)
 
 
-def sample_label_maps(sample: dict, min_area: int = 0, score_thr: float = 0.0):
-    """Ground-truth and predicted label maps (and scores) of a data sample dict.
-
-    Returns:
-        ``(gt_label_map or None, pred_label_map, pred_scores)``.
-
-    Raises:
-        ValueError: ground-truth masks whose size is not the image's.
-    """
-    pred = from_sample(sample, score_thr, min_area)
-    return gt_label_map(sample), pred.label_map, pred.scores
-
-
 def gt_label_classes(sample: dict, gt_map: np.ndarray) -> np.ndarray:
     """The class of each label 1..K of a sample's ground-truth label map.
 
@@ -99,12 +86,12 @@ def gt_label_classes(sample: dict, gt_map: np.ndarray) -> np.ndarray:
     """
     num = int(gt_map.max())
     gt = sample['gt_instances']
-    labels = _numpy(gt['labels']).astype(np.int64) if 'labels' in gt else np.zeros(0, np.int64)
+    labels = as_numpy(gt['labels']).astype(np.int64) if 'labels' in gt else np.zeros(0, np.int64)
     if num == 0 or not labels.any():  # one class: no need to find owners
         return np.zeros(num, np.int64)
     values, first = np.unique(gt_map.ravel(), return_index=True)
     values, first = values[values > 0], first[values > 0]
-    covering = _numpy(gt['masks']).reshape(len(labels), -1)[:, first] != 0
+    covering = as_numpy(gt['masks']).reshape(len(labels), -1)[:, first] != 0
     out = np.zeros(num, np.int64)
     out[values - 1] = labels[covering.argmax(0)]
     return out

@@ -15,6 +15,7 @@ import pickle
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .atomic import write_atomic
+from .config_check import dataset_path
 from .tuning import CACHE_VERSION, DEFAULT_GRIDS, INTS, UNIT, Settings
 
 
@@ -26,8 +27,8 @@ def validation_split(cfg) -> Tuple[str, str, str]:
     """
     dataset = cfg.val_dataloader.dataset
     root = dataset.get('data_root', None) or ''
-    ann_file = os.path.join(root, dataset.ann_file)
-    img_dir = os.path.join(root, (dataset.get('data_prefix', None) or {}).get('img', ''))
+    ann_file = dataset_path(dataset, dataset.ann_file)
+    img_dir = dataset_path(dataset, (dataset.get('data_prefix', None) or {}).get('img')) or root
     with open(ann_file) as f:
         coco = json.load(f)
     if 'annotations' not in coco or not coco.get('images'):

@@ -40,15 +40,20 @@ from custom_modules.rle import coco_decode, coco_encode_label_map
 Sample = Tuple[str, np.ndarray, np.ndarray]  # kind, bright-nuclei grey image, gt label map
 
 
-def read_coco(path: str) -> dict:
-    """A data_prep COCO JSON; ValueError naming the file when it is not one."""
+def read_json(path: str):
+    """A JSON file's content; ValueError naming the file when it cannot be read or parsed."""
     try:
         with open(path) as f:
-            coco = json.load(f)
+            return json.load(f)
     except OSError as err:
         raise ValueError(f'{path}: cannot read ({err.strerror})') from None
     except ValueError as err:
         raise ValueError(f'{path}: not JSON ({err})') from None
+
+
+def read_coco(path: str) -> dict:
+    """A data_prep COCO JSON; ValueError naming the file when it is not one."""
+    coco = read_json(path)
     if not isinstance(coco, dict) or not isinstance(coco.get('images'), list):
         raise ValueError(f'{path}: not a COCO JSON of data_prep (no "images" list)')
     if any(not isinstance(im, dict) or not {'id', 'file_name'} <= set(im) for im in coco['images']):
@@ -58,13 +63,7 @@ def read_coco(path: str) -> dict:
 
 def read_params(path: str) -> ClassicalParams:
     """Parameters from a --save-params file; ValueError naming the file when it is not one."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as err:
-        raise ValueError(f'{path}: cannot read ({err.strerror})') from None
-    except ValueError as err:
-        raise ValueError(f'{path}: not JSON ({err})') from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get('params'), dict):
         raise ValueError(f'{path}: not a classical params file (no "params" object)')
     try:
