@@ -81,6 +81,9 @@ def to_model_input(img: np.ndarray, mode: str = 'rgb') -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+IMAGE_KINDS = ('colour', 'grey_bright', 'grey_dark')  # what image_kind returns
+
+
 def image_kind(img: np.ndarray) -> str:
     """Coarse kind of a DSB image: ``grey_dark``, ``grey_bright`` or ``colour``.
 

@@ -29,7 +29,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.image_io import (ImageReadError, image_kind, read_image_file, read_mask_file,
+from custom_modules.image_io import (IMAGE_KINDS, ImageReadError, image_kind, read_image_file, read_mask_file,
                                      size_bucket)
 from custom_modules.rle import RLE_ORDERS, coco_encode_label_map, label_map_from_runs
 from data_prep.classes import (InputError, category_id, image_classes, make_categories,
@@ -113,6 +113,7 @@ def process_image(job) -> Tuple[dict, list, Counter]:
     for lab, rle in coco_encode_label_map(label).items():
         ys, xs = boxes[lab - 1]
         cat = job['category_id'] if csv_rows is None else csv_rows[lab - 1][2]
+        cat = job.get('kind_categories', {}).get(record['kind'], cat)  # --class-by-kind
         anns.append(dict(category_id=cat, segmentation=rle, area=int(areas[lab]), iscrowd=0,
                          bbox=[int(xs.start), int(ys.start), int(xs.stop - xs.start),
                                int(ys.stop - ys.start)]))
@@ -124,6 +125,17 @@ def process_image(job) -> Tuple[dict, list, Counter]:
 
 def build_jobs(args) -> Tuple[list, bool, List[dict]]:
     """Describe one job per image and the categories, validating the layout first."""
+    jobs, labelled, cats = build_source_jobs(args)
+    if args.class_by_kind:  # the class is known once the image is read
+        fixed = read_categories(args.categories_from) if args.categories_from else None
+        cats = make_categories(IMAGE_KINDS, fixed, args.categories_from, 'image kinds', labelled)
+        for job in jobs:
+            job['kind_categories'] = {c['name']: c['id'] for c in cats}
+    return jobs, labelled, cats
+
+
+def build_source_jobs(args) -> Tuple[list, bool, List[dict]]:
+    """One job per image and the categories of the source's classes."""
     class_map = read_class_map(args.class_map) if args.class_map else None
     fixed = read_categories(args.categories_from) if args.categories_from else None
     source = args.class_map or args.src
@@ -225,6 +237,9 @@ def parse_args(argv: Optional[list] = None):
                         help="the CSV source's column holding each instance's class (e.g. cell_type)")
     parser.add_argument('--class-map', metavar='FILE',
                         help='CSV image_id,class: one class for all instances of an image')
+    parser.add_argument('--class-by-kind', action='store_true',
+                        help=f"the image's kind ({', '.join(IMAGE_KINDS)}) as the class of its "
+                        'nuclei, as the DSB2018 solutions stratified them')
     parser.add_argument('--categories-from', metavar='JSON',
                         help="use this COCO JSON's categories (ids and names), e.g. the training "
                         "set's full.json for a test set (default: ids 1..K in sorted name order)")
@@ -237,8 +252,8 @@ def parse_args(argv: Optional[list] = None):
     args = parser.parse_args(argv)
     if not 0 <= args.fold < args.folds:
         parser.error(f'--fold must be in 0..{args.folds - 1}')
-    if args.class_column and args.class_map:
-        parser.error('give --class-column or --class-map, not both')
+    if sum(map(bool, (args.class_column, args.class_map, args.class_by_kind))) > 1:
+        parser.error('give one of --class-column, --class-map, --class-by-kind')
     return args
 
 

@@ -265,3 +265,25 @@ def test_coco_results_carry_the_predicted_class():
     assert [r['category_id'] for r in mapped] == [30, 10, 20]
     with pytest.raises(ValueError, match='predicted class 2 has no category id'):
         coco_results(5, 'x', pred, category_ids=[10, 20])
+
+
+def test_image_kind_as_the_class(synthetic_set, tmp_path, capsys):
+    src, labels = synthetic_set
+    ids = sorted(labels)
+    paths = [osp.join(src, i, 'images', i + '.png') for i in ids[:2]]
+    grey = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
+    cv2.imwrite(paths[0], 255 - grey[0])  # brightfield-like
+    cv2.imwrite(paths[1], np.stack([grey[1], grey[1] // 2, grey[1] // 3], axis=-1))  # colour
+    out = tmp_path / 'out'
+    code, err = run(capsys, src, out, '--folds', '2', '--class-by-kind')
+    assert code == 0, err
+    coco = json.loads((out / 'full.json').read_text())
+    assert coco['categories'] == [{'id': 1, 'name': 'colour'}, {'id': 2, 'name': 'grey_bright'},
+                                  {'id': 3, 'name': 'grey_dark'}]
+    names = {c['id']: c['name'] for c in coco['categories']}
+    kinds = {im['id']: im['kind'] for im in coco['images']}
+    assert {kinds[i] for i in kinds} == {'colour', 'grey_bright', 'grey_dark'}
+    for ann in coco['annotations']:
+        assert names[ann['category_id']] == kinds[ann['image_id']]
+    with pytest.raises(SystemExit):
+        prepare_dsb.parse_args([src, str(tmp_path / 'o2'), '--class-by-kind', '--class-map', 'x.csv'])

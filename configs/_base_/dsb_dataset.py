@@ -30,7 +30,9 @@ train_dataloader = dict(
     # Image kinds drawn equally often (the solution's second training step).
     sampler=dict(type='StratumBalancedSampler'),
     dataset=dict(type='NucleusDataset', data_root='', ann_file=f'{ann_dir}train_fold{fold}.json',
-                 data_prefix=dict(img=img_dir), pipeline=train_pipeline))
+                 data_prefix=dict(img=img_dir), pipeline=train_pipeline,
+                 # MMDetection's COCO default: images without nuclei or under 32 px skipped.
+                 filter_cfg=dict(filter_empty_gt=True, min_size=32)))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
