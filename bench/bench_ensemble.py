@@ -7,7 +7,7 @@ false positive (a prediction matching none), merged (a prediction holding most
 of two or more true nuclei) and split (a true nucleus whose area is mostly in
 two or more predictions).
 
-    python bench/bench_ensemble.py ENSEMBLE_CONFIG [--tta] [--limit N] [--overlays DIR]
+    python bench/bench_ensemble.py ENSEMBLE_CONFIG [--tta] [--grid] [--limit N] [--overlays DIR]
 """
 import argparse
 import os
@@ -26,6 +26,7 @@ from custom_modules.metric import score_label_maps
 from custom_modules.postprocess import label_map_iou
 
 ERRORS = ('missed', 'false_pos', 'merged', 'split')
+GRID_SCORES = (0.0, 0.4, 0.5, 0.6, 0.7)
 
 
 def count_errors(gt: np.ndarray, pred: np.ndarray) -> dict:
@@ -53,6 +54,10 @@ def main():
     parser.add_argument('config', help='an ensemble config (configs/dsb_ensemble_cpu.py)')
     parser.add_argument('--tta', action='store_true', help="each member with its config's TTA")
     parser.add_argument('--limit', type=int, help='only the first N validation images')
+    parser.add_argument('--grid', action='store_true',
+                        help='two members: also weights 0.6/0.4 either way at vote 0.5 (the '
+                        "leading member's pixels and nuclei, each kept when the weighted mean "
+                        f'score reaches {GRID_SCORES}); chosen on the same images, so optimistic')
     parser.add_argument('--overlays', help="write overlay PNGs (each method's outlines) of the "
                         "four images the first member scores worst on here")
     args = parser.parse_args()
@@ -80,6 +85,12 @@ def main():
             maps[f'consensus vote {thr}'] = consensus_merge(preds, weights, ens.match_iou, thr,
                                                             min_area)
         maps['split (1st by 2nd)'] = filter_prediction(split_by(preds[0], preds[1]), 0, min_area)
+        if args.grid:  # two members: the heavier one's pixels, nuclei cut by the weighted score
+            for lead in (0, 1):
+                w = [0.6, 0.4] if lead == 0 else [0.4, 0.6]
+                merged = consensus_merge(preds, w, ens.match_iou, 0.5, min_area)
+                for thr in GRID_SCORES:
+                    maps[f'{names[lead][:12]} led, score {thr}'] = filter_prediction(merged, thr, 0)
         kind = sample.metainfo.get('stratum', '').split('/')[0]
         rows.append((kind, {k: (float(score_label_maps(gt, m.label_map).mean()),
                                 count_errors(gt, m.label_map)) for k, m in maps.items()}))
@@ -104,6 +115,8 @@ def main():
         os.makedirs(args.overlays, exist_ok=True)
         for _, path, img, gt, maps in kept:
             for name, pred in maps.items():
+                if ' led, score ' in name:  # --grid rows: tables only
+                    continue
                 tag = ''.join(c if c.isalnum() or c == '.' else '_' for c in name)
                 out = os.path.join(args.overlays, f'{os.path.basename(path)[:12]}_{tag}.png')
                 write_atomic(out, overlay_png(img, pred))

@@ -1,6 +1,7 @@
 """Tiled inference against whole-image inference, and its cost on very large images.
 
-    python bench/bench_tiling.py real CONFIG CKPT [--tile 512] [--min-side 1000] [--mosaics 4]
+    python bench/bench_tiling.py real CONFIG CKPT [--tile 512] [--overlap PX] [--max-per-img N]
+                                 [--min-side 1000] [--mosaics 4]
     python bench/bench_tiling.py synthetic CONFIG CKPT --side 2000 [--tile 512]
 
 ``real``: on the validation images whose longer side is at least --min-side,
@@ -135,11 +136,19 @@ def main():
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--tile', type=int, default=512)
+    parser.add_argument('--overlap', type=int, help="tile overlap in px (default: the config's)")
+    parser.add_argument('--max-per-img', type=int,
+                        help='raise the detector cap (the config: 512) for both arms, so that '
+                        'whole-image prediction is not capped where tiles are not')
     parser.add_argument('--min-side', type=int, default=1000)
     parser.add_argument('--mosaics', type=int, default=4)
     parser.add_argument('--side', type=int, default=2000)
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
+    if args.overlap is not None:
+        cfg.tile = dict(cfg.get('tile', None) or {}, overlap=args.overlap)
+    if args.max_per_img is not None:
+        cfg.model.test_cfg.rcnn.max_per_img = args.max_per_img
     (run_real if args.mode == 'real' else run_synthetic)(args, cfg)
 
 

@@ -27,8 +27,10 @@ def test_config_builds_model_tta_and_tiled_models(path):
     model = MODELS.build(cfg.model)
     kind = type(model).__name__
     if kind == 'NucleusMaskRCNN':
-        assert model.roi_head.bbox_head.num_classes == 1
-        assert model.roi_head.mask_head.num_classes == 1
+        # num_classes set once per config and reaching both heads
+        assert model.roi_head.bbox_head.num_classes == cfg.num_classes
+        assert model.roi_head.mask_head.num_classes == cfg.num_classes
+        assert cfg.num_classes == (3 if 'kinds' in path else 1)
     else:
         assert kind == 'NucleusUNet' and model.heads[0] == 'nucleus'
     tta = MODELS.build(dict(cfg.tta_model, module=cfg.model))
