@@ -125,19 +125,18 @@ def process_image(job) -> Tuple[dict, list, Counter]:
 
 def build_jobs(args) -> Tuple[list, bool, List[dict]]:
     """Describe one job per image and the categories, validating the layout first."""
-    jobs, labelled, cats = build_source_jobs(args)
+    fixed = read_categories(args.categories_from) if args.categories_from else None
+    jobs, labelled, cats = build_source_jobs(args, fixed)
     if args.class_by_kind:  # the class is known once the image is read
-        fixed = read_categories(args.categories_from) if args.categories_from else None
         cats = make_categories(IMAGE_KINDS, fixed, args.categories_from, 'image kinds', labelled)
         for job in jobs:
             job['kind_categories'] = {c['name']: c['id'] for c in cats}
     return jobs, labelled, cats
 
 
-def build_source_jobs(args) -> Tuple[list, bool, List[dict]]:
-    """One job per image and the categories of the source's classes."""
+def build_source_jobs(args, fixed: Optional[List[dict]]) -> Tuple[list, bool, List[dict]]:
+    """One job per image and the categories of the source's classes (``fixed``: given ones)."""
     class_map = read_class_map(args.class_map) if args.class_map else None
-    fixed = read_categories(args.categories_from) if args.categories_from else None
     source = args.class_map or args.src
     if os.path.isfile(args.src):
         if not args.images:
