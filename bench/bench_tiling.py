@@ -2,14 +2,16 @@
 
     python bench/bench_tiling.py real CONFIG CKPT [--tile 512] [--overlap PX] [--max-per-img N]
                                  [--min-side 1000] [--mosaics 4]
-    python bench/bench_tiling.py synthetic CONFIG CKPT --side 2000 [--tile 512]
+    python bench/bench_tiling.py synthetic CONFIG CKPT --side 2000 [--tile 512] [--keep-freed]
 
 ``real``: on the validation images whose longer side is at least --min-side,
 and on 2000 x 2000 mosaics of validation images of one kind (ground truth
 shifted with them), the score of whole-image and of tiled prediction with the
 same checkpoint. ``synthetic``: a bright-discs image of the given side (tens of
 thousands of nuclei at 10,000), predicted by tiles; prints seconds per
-megapixel and the process's peak memory (run one side per process).
+megapixel and the process's peak memory (run one side per process);
+``--keep-freed`` skips handing freed heap memory back after each tile, the
+baseline of ``tiling.release_freed_memory``.
 """
 import argparse
 import resource
@@ -22,6 +24,7 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
+from custom_modules import tiling
 from custom_modules.image_io import read_image_file, to_model_input
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.label_map import gt_label_map
@@ -44,6 +47,8 @@ def input_mode(cfg) -> str:
 
 def mosaics(dataset, mode, side=2000, count=4):
     """2000 x 2000 canvases of validation images of one kind, packed row by row."""
+    if count <= 0:
+        return []
     by_kind = {}
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
@@ -119,6 +124,8 @@ def run_synthetic(args, cfg):
     init_default_scope('mmdet')
     model = MODELS.build(predictor_cfg(cfg, tile=args.tile)).eval()
     load_weights(model, args.checkpoint)
+    if args.keep_freed:
+        tiling.release_freed_memory = lambda: None
     img, drawn = synthetic_image(args.side)
     img = to_model_input(img, input_mode(cfg))
     start = time.perf_counter()
@@ -127,7 +134,8 @@ def run_synthetic(args, cfg):
     megapixels = args.side * args.side / 1e6
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
     print(f'side {args.side}: {drawn} discs drawn, {len(pred)} nuclei found, {seconds:.1f} s, '
-          f'{seconds / megapixels:.2f} s/MP, peak RSS {peak:.2f} GiB (tile {args.tile})')
+          f'{seconds / megapixels:.2f} s/MP, peak RSS {peak:.2f} GiB (tile {args.tile}'
+          f"{', freed memory kept' if args.keep_freed else ''})")
 
 
 def main():
@@ -143,6 +151,8 @@ def main():
     parser.add_argument('--min-side', type=int, default=1000)
     parser.add_argument('--mosaics', type=int, default=4)
     parser.add_argument('--side', type=int, default=2000)
+    parser.add_argument('--keep-freed', action='store_true',
+                        help='do not hand freed heap memory back after each tile (baseline)')
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
     if args.overlap is not None:

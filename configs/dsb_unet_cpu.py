@@ -62,3 +62,14 @@ default_hooks = dict(checkpoint=dict(interval=max_iters // 4))
 
 # U-Net practice: average the probabilities of the 8 flips and quarter turns.
 tta_model = dict(views={{_base_.d4_views}}, merge='probabilities')
+
+# Larger tiles than the Mask R-CNN's: the decoder's GroupNorm normalises by the
+# statistics of its input, so a tile's probabilities differ from the whole
+# image's everywhere in the tile (bench/bench_tile_locality.py, random weights:
+# 3.5-3.7 % of a 512 tile's inner pixels by > 0.1; none with the whole image's
+# GroupNorm statistics).
+# Before tiles started on the stride grid, 512 tiles cost 0.048 on fold 0's
+# 603 x 1272 image and 1024 tiles with 256 overlap 0.006 (bench/bench_tiling.py
+# real; BENCHMARKS.md "Tiles: the stride grid, GroupNorm, ..."); 512 tiles on
+# the grid are not measured yet (no trained U-Net in that session).
+tile = dict(size=1024, overlap=256)

@@ -41,8 +41,20 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) ->
                              f"({tiling.get('overlap', 128)} px: tile.overlap in the config)")
         model = dict(type='NucleusTiledModel', module=model, tile_size=tiling['size'],
                      overlap=tiling.get('overlap', 128), tile_above=tiling.get('tile_above', 0),
-                     min_area=tiling.get('min_area', 0))
+                     min_area=tiling.get('min_area', model_min_area(cfg)),
+                     align=tiling.get('align', feature_stride(cfg)))
     return model
+
+
+def model_min_area(cfg: Config) -> int:
+    """The model's own smallest nucleus, applied again once tiles are joined."""
+    post = cfg.model.get('postprocess', None) or {}
+    return post.get('min_area', cfg.model.get('min_area', 0))  # an ensemble: its own
+
+
+def feature_stride(cfg: Config) -> int:
+    """The model's input size divisor (its deepest stride; 64 for an ensemble)."""
+    return (cfg.model.get('data_preprocessor', None) or {}).get('pad_size_divisor', 64)
 
 
 def is_ensemble(cfg: Config) -> bool:

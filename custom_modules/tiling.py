@@ -13,12 +13,18 @@ no tile border inside the image) or *cut*. Then:
   still comes out whole, and one seen whole by two tiles comes out once;
 - an unlinked piece is kept by the tile whose core holds its centroid;
 - the kept nuclei are pasted by decreasing score (a contested pixel stays
-  with the higher score), and the result is one label map.
+  with the higher score); one that would keep no more than half of its pixels
+  goes: two tiles saw the same nuclei differently (one blob in one, two
+  nuclei in the other), and the better-scored view stands whole instead of
+  leaving slivers of the other. The result is one label map.
 
 Memory is bounded by the tile plus one ``H x W`` int32 label map and the
 nuclei's own mask crops; nuclei per image are not capped (a detector's
 ``max_per_img`` applies per tile).
 """
+import ctypes
+import ctypes.util
+import functools
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -31,19 +37,52 @@ from .postprocess import relabel
 from .tta import predict_batch
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
-    """Evenly spread tile starts covering ``length``, overlapping >= ``overlap``."""
+@functools.lru_cache(maxsize=None)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's ``malloc_trim``, or ``None`` on other C libraries."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the system (glibc; a no-op elsewhere).
+
+    Each tile frees a few large temporaries while the small nucleus crops it
+    keeps stay live between them; glibc then keeps the freed pages, and the
+    resident memory grew by ~25 MB per U-Net tile (0.45 -> 1.32 GiB over 40
+    tiles of a 2,500 x 2,500 image) until this ran after every tile.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> List[int]:
+    """Evenly spread tile starts covering ``length``, overlapping >= ``overlap``.
+
+    Starts are multiples of ``align`` (the network's deepest stride), so a
+    tile's feature grid is the whole image's; the last tile then runs to
+    ``length`` and may be up to ``align - 1`` px longer than ``tile``.
+    """
     if tile <= overlap:
         raise ValueError(f'tile size {tile} must exceed the overlap {overlap}')
     if length <= tile:
         return [0]
-    n = int(np.ceil((length - tile) / (tile - overlap))) + 1
-    return [round(k * (length - tile) / (n - 1)) for k in range(n)]
+    step = max(1, tile - overlap - (align - 1))  # snapping down shrinks an overlap < align
+    n = int(np.ceil((length - tile) / step)) + 1
+    return sorted({round(k * (length - tile) / (n - 1)) // align * align for k in range(n)})
+
+
+def tile_ends(starts: List[int], tile: int, length: int) -> List[int]:
+    """Where each tile ends along one axis (the last one at ``length``)."""
+    return [min(s + tile, length) for s in starts[:-1]] + [length]
 
 
 def core_bounds(starts: List[int], tile: int, length: int) -> List[Tuple[int, int]]:
     """Each tile's core along one axis: cut at the middle of each overlap."""
-    ends = [min(s + tile, length) for s in starts]
+    ends = tile_ends(starts, tile, length)
     cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [length]
     return list(zip(cuts[:-1], cuts[1:]))
 
@@ -163,7 +202,7 @@ def resolve_group(group: List[int], pieces: List[Piece]):
 
 
 def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.ndarray,
-                  tile: int, overlap: int, min_area: int = 0) -> LabelMapPrediction:
+                  tile: int, overlap: int, min_area: int = 0, align: int = 1) -> LabelMapPrediction:
     """Predict ``img`` (``H x W [x C]``) tile by tile and join the tiles seamlessly.
 
     Args:
@@ -173,14 +212,16 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
         overlap: least overlap of neighbouring tiles; nuclei up to about this
             size come whole from one tile, larger ones from the union of pieces.
         min_area: nuclei smaller than this after pasting go.
+        align: tile starts are multiples of this (see ``tile_starts``).
     """
     h, w = img.shape[:2]
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    ys, xs = tile_starts(h, tile, overlap, align), tile_starts(w, tile, overlap, align)
+    yends, xends = tile_ends(ys, tile, h), tile_ends(xs, tile, w)
     ycores, xcores = core_bounds(ys, tile, h), core_bounds(xs, tile, w)
     pieces, rects = [], []
     for iy, ty in enumerate(ys):
         for ix, tx in enumerate(xs):
-            crop = img[ty:ty + tile, tx:tx + tile]
+            crop = img[ty:yends[iy], tx:xends[ix]]
             pred = predict(np.ascontiguousarray(crop)).check()
             if pred.label_map.shape != crop.shape[:2]:
                 raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
@@ -188,13 +229,17 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
             rects.append((ty, tx, ty + crop.shape[0], tx + crop.shape[1]))
             pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w),
                                   (ycores[iy], xcores[ix]))
+            del pred
+            release_freed_memory()
     nuclei = [n for n in (resolve_group(g, pieces) for g in link_groups(pieces, rects)) if n]
     # Paste by decreasing score; ties by position (independent of tile order).
     nuclei.sort(key=lambda n: (-n[3], n[0], n[1]))
     label_map = np.zeros((h, w), np.int32)
     for k, (y0, x0, mask, _, _) in enumerate(nuclei, start=1):
         window = label_map[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
-        window[mask & (window == 0)] = k
+        free = mask & (window == 0)
+        if 2 * np.count_nonzero(free) > np.count_nonzero(mask):  # else another tile's
+            window[free] = k  # better-scored view of it (merged or split otherwise) stands
     label_map, kept = relabel(label_map, np.arange(len(nuclei)), min_area)
     return LabelMapPrediction(label_map,
                               np.array([nuclei[i][3] for i in kept], np.float32),
@@ -213,11 +258,15 @@ class NucleusTiledModel(BaseTTAModel):
         tile_above: images whose longer side exceeds this are tiled, smaller
             ones predicted whole (0: tile every image larger than a tile).
         min_area: nuclei smaller than this after joining the tiles go.
+        align: tile starts are multiples of this: the wrapped network's
+            deepest stride (its ``pad_size_divisor``), so that a tile sees the
+            features the whole image would give (measured: a U-Net tile off
+            that grid differs from the whole image in 18 % of its pixels).
         data_preprocessor: unused (the wrapped model preprocesses each tile).
     """
 
     def __init__(self, module: dict, tile_size: int = 512, overlap: int = 128,
-                 tile_above: int = 0, min_area: int = 0,
+                 tile_above: int = 0, min_area: int = 0, align: int = 1,
                  data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(module=module, data_preprocessor=data_preprocessor)
         if tile_size <= overlap or overlap < 0:
@@ -226,13 +275,14 @@ class NucleusTiledModel(BaseTTAModel):
         self.overlap = overlap
         self.tile_above = tile_above
         self.min_area = min_area
+        self.align = align
 
     def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
         """Whole below ``tile_above``, by tiles above it."""
         if max(img.shape[:2]) <= max(self.tile_above, self.tile_size):
             return self.module.predict_label_map(img)
         return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,
-                             self.min_area)
+                             self.min_area, self.align)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)

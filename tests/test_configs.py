@@ -38,6 +38,8 @@ def test_config_builds_model_tta_and_tiled_models(path):
     tiled = MODELS.build(predictor_cfg(cfg, tta=True))
     assert type(innermost(tiled)).__name__ == kind
     assert tiled.tile_above >= 1388  # DSB2018's largest images are predicted whole
+    assert tiled.align % cfg.model.data_preprocessor.pad_size_divisor == 0  # tiles on its grid
+    assert tiled.min_area == cfg.model.postprocess.min_area  # joined tiles: the model's own
 
 
 def test_misspelled_keys_fail_loudly():
