@@ -22,8 +22,9 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules.image_io import read_image_file, to_model_input
+from custom_modules.image_io import ImageReadError, read_image_file, to_model_input
 from custom_modules.inference import load_weights
+from custom_modules.inferencer import config_input_mode
 
 
 class GroupNormStatistics:
@@ -57,6 +58,16 @@ def main():
     parser.add_argument('--tile', type=int, default=512)
     parser.add_argument('--at', nargs='+', default=['0,0'], help='crop corners Y,X')
     args = parser.parse_args()
+    try:  # bad input ends here, before the model is built
+        corners = [tuple(int(v) for v in corner.split(',')) for corner in args.at]
+    except ValueError:
+        corners = []
+    if not corners or any(len(c) != 2 for c in corners):
+        parser.error(f'--at takes corners as Y,X, got {args.at}')
+    try:
+        raw = read_image_file(args.image)
+    except ImageReadError as err:
+        parser.error(str(err))
     cfg = Config.fromfile(args.config)
     cfg.model.encoder.init_cfg = None
     init_default_scope('mmdet')
@@ -65,12 +76,11 @@ def main():
     if args.checkpoint:
         load_weights(model, args.checkpoint)
     stats = GroupNormStatistics(model)
-    img = to_model_input(read_image_file(args.image), 'grey_dark')
+    img = to_model_input(raw, config_input_mode(cfg))
     t, q = args.tile, args.tile // 4
     print(f'{args.image}: {img.shape[0]}x{img.shape[1]}, {len(stats.layers)} GroupNorm '
           f'layers, stride grid {cfg.model.data_preprocessor.pad_size_divisor}')
-    for corner in args.at:
-        y, x = map(int, corner.split(','))
+    for y, x in corners:
         stats.mode = 'record'
         whole = model.predict_probs(img)[:, y:y + t, x:x + t][:, q:t - q, q:t - q]
         crop = np.ascontiguousarray(img[y:y + t, x:x + t])

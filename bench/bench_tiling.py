@@ -27,6 +27,7 @@ import custom_modules  # noqa: F401
 from custom_modules import tiling
 from custom_modules.image_io import read_image_file, to_model_input
 from custom_modules.inference import load_weights, predictor_cfg
+from custom_modules.inferencer import config_input_mode
 from custom_modules.label_map import gt_label_map
 from custom_modules.metric import score_label_maps
 
@@ -38,11 +39,6 @@ def build(cfg, checkpoint, tile):
     tiled = MODELS.build(predictor_cfg(cfg, tile=tile)).eval()
     load_weights(tiled, checkpoint)
     return whole, tiled
-
-
-def input_mode(cfg) -> str:
-    step = [s for s in cfg.test_dataloader.dataset.pipeline if s['type'] == 'LoadNucleusImage']
-    return step[0].get('mode', 'rgb') if step else 'rgb'
 
 
 def mosaics(dataset, mode, side=2000, count=4):
@@ -88,7 +84,7 @@ def run_real(args, cfg):
             data = dataset[i]
             cases.append((data['data_samples'].img_path.split('/')[-1][:12],
                           data['inputs'].permute(1, 2, 0).numpy(), gt_label_map(data['data_samples'])))
-    cases += mosaics(dataset, input_mode(cfg), count=args.mosaics)
+    cases += mosaics(dataset, config_input_mode(cfg), count=args.mosaics)
     print(f'{"image":24}{"size":>12}{"gt":>7}{"whole":>8}{"n":>6}{"tiled":>8}{"n":>6}'
           f'{"s whole":>9}{"s tiled":>9}')
     scores = []
@@ -127,7 +123,7 @@ def run_synthetic(args, cfg):
     if args.keep_freed:
         tiling.release_freed_memory = lambda: None
     img, drawn = synthetic_image(args.side)
-    img = to_model_input(img, input_mode(cfg))
+    img = to_model_input(img, config_input_mode(cfg))
     start = time.perf_counter()
     pred = model.predict_label_map(img)
     seconds = time.perf_counter() - start

@@ -259,9 +259,9 @@ class NucleusTiledModel(BaseTTAModel):
             ones predicted whole (0: tile every image larger than a tile).
         min_area: nuclei smaller than this after joining the tiles go.
         align: tile starts are multiples of this: the wrapped network's
-            deepest stride (its ``pad_size_divisor``), so that a tile sees the
-            features the whole image would give (measured: a U-Net tile off
-            that grid differs from the whole image in 18 % of its pixels).
+            deepest stride (its ``pad_size_divisor``), so that a tile's
+            feature grid is the whole image's (measured: a U-Net tile off that
+            grid differed from the whole image in 18 % of its inner pixels).
         data_preprocessor: unused (the wrapped model preprocesses each tile).
     """
 

@@ -205,6 +205,10 @@ def test_bench_scripts_bad_arguments(tmp_path):
             '--images and --loop-masks must be at least 1')
     refused(run_tool('bench/bench_metric.py', '--images', '0', check=False),
             '--images must be at least 1')
+    refused(run_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), check=False),
+            'none.png: cannot read')
+    refused(run_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), '--at', '3',
+                     check=False), '--at takes corners as Y,X')
     out = tmp_path / 'out'
     refused(run_tool('bench/bench_data_prep.py', str(tmp_path / 'none'), str(out), check=False),
             'none: cannot list folder')
