@@ -1,10 +1,11 @@
 """Tiled inference against whole-image inference, and its cost on very large images.
 
     python bench/bench_tiling.py real CONFIG CKPT [--tile 512] [--overlap PX] [--max-per-img N]
-                                 [--min-side 1000] [--mosaics 4]
+                                 [--min-side 1000] [--mosaics 4] [--ann-file COCO_JSON]
     python bench/bench_tiling.py synthetic CONFIG CKPT --side 2000 [--tile 512] [--keep-freed]
 
-``real``: on the validation images whose longer side is at least --min-side,
+``real``: on the validation images (the config's test set, or --ann-file) whose
+longer side is at least --min-side,
 and on 2000 x 2000 mosaics of validation images of one kind (ground truth
 shifted with them), the score of whole-image and of tiled prediction with the
 same checkpoint. ``synthetic``: a bright-discs image of the given side (tens of
@@ -146,6 +147,8 @@ def main():
                         'whole-image prediction is not capped where tiles are not')
     parser.add_argument('--min-side', type=int, default=1000)
     parser.add_argument('--mosaics', type=int, default=4)
+    parser.add_argument('--ann-file', help="labelled COCO JSON to take the images from "
+                        "(default: the config's test set)")
     parser.add_argument('--side', type=int, default=2000)
     parser.add_argument('--keep-freed', action='store_true',
                         help='do not hand freed heap memory back after each tile (baseline)')
@@ -153,6 +156,8 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.overlap is not None:
         cfg.tile = dict(cfg.get('tile', None) or {}, overlap=args.overlap)
+    if args.ann_file is not None:
+        cfg.test_dataloader.dataset.ann_file = args.ann_file
     if args.max_per_img is not None:
         cfg.model.test_cfg.rcnn.max_per_img = args.max_per_img
     (run_real if args.mode == 'real' else run_synthetic)(args, cfg)
