@@ -200,13 +200,32 @@ def class_thresholds(rcnn_cfg, num_classes: int) -> ClassThresholds:
     return ClassThresholds(out[0], out[1], int(rcnn_cfg.get('max_per_img', 100)))
 
 
+def rpn_caps_for_area(rpn_cfg, area: int, caps_area: Optional[int]):
+    """``rpn_cfg`` with ``nms_pre`` and ``max_per_img`` scaled by ``area / caps_area``.
+
+    The caps are meant for an image of ``caps_area`` pixels; a larger image
+    gets proportionally more, so that it has as many proposals per pixel (a
+    fixed 2,000 starves a large image: its many small proposals push out the
+    large nuclei's). Smaller images, and ``caps_area=None``, keep the config's.
+    """
+    if not caps_area or area <= caps_area:
+        return rpn_cfg
+    factor = area / caps_area
+    return ConfigDict(dict(rpn_cfg, nms_pre=int(np.ceil(rpn_cfg.nms_pre * factor)),
+                           max_per_img=int(np.ceil(rpn_cfg.max_per_img * factor))))
+
+
 @MODELS.register_module()
 class NucleusMaskRCNN(MaskRCNN):
     """Mask R-CNN that predicts label maps, post-processed for the competition.
 
     Args:
         postprocess: ``dict(min_area=..., dilation_radius=...)``, see
-            :class:`PostProcess`. Other arguments are MaskRCNN's;
+            :class:`PostProcess`.
+        rpn_caps_area: the image area (pixels) that ``test_cfg.rpn``'s
+            ``nms_pre`` and ``max_per_img`` are meant for; a larger image gets
+            them scaled by its area (:func:`rpn_caps_for_area`). ``None``:
+            MMDetection's fixed caps. Other arguments are MaskRCNN's;
             ``test_cfg.rcnn.score_thr`` and ``mask_thr_binary`` may be lists
             of one value per class (module doc).
     """
@@ -214,11 +233,12 @@ class NucleusMaskRCNN(MaskRCNN):
     def __init__(self, backbone: dict, rpn_head: dict, roi_head: dict, train_cfg: dict,
                  test_cfg: dict, neck: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
-                 postprocess: Optional[dict] = None) -> None:
+                 postprocess: Optional[dict] = None, rpn_caps_area: Optional[int] = None) -> None:
         super().__init__(backbone=backbone, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, neck=neck,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocess = make_postprocess(postprocess)
+        self.rpn_caps_area = rpn_caps_area
         rcnn = self.roi_head.test_cfg
         self.thresholds = class_thresholds(rcnn, self.roi_head.bbox_head.num_classes)
         # MMDetection's code needs floats: the loosest (a copy: the config stays as given).
@@ -232,10 +252,14 @@ class NucleusMaskRCNN(MaskRCNN):
         score_thr = self.thresholds.score if score_thr is None else score_thr
         max_per_img = self.thresholds.max_per_img if max_per_img is None else max_per_img
         x = self.extract_feat(batch_inputs)
-        proposals = (self.rpn_head.predict(x, batch_data_samples, rescale=False)
-                     if batch_data_samples[0].get('proposals', None) is None
-                     else [s.proposals for s in batch_data_samples])
         metas = [s.metainfo for s in batch_data_samples]
+        if batch_data_samples[0].get('proposals', None) is None:
+            area = max(int(m['img_shape'][0]) * int(m['img_shape'][1]) for m in metas)
+            rpn_cfg = rpn_caps_for_area(self.rpn_head.test_cfg, area, self.rpn_caps_area)
+            proposals = self.rpn_head.predict_by_feat(*self.rpn_head(x), batch_img_metas=metas,
+                                                      cfg=rpn_cfg, rescale=False)
+        else:
+            proposals = [s.proposals for s in batch_data_samples]
         cfg = ConfigDict(dict(self.roi_head.test_cfg, score_thr=float(np.min(score_thr)),
                               max_per_img=0))  # per class below
         dets = self.roi_head.predict_bbox(x, metas, proposals, rcnn_test_cfg=cfg, rescale=False)

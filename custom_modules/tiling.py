@@ -9,8 +9,10 @@ no tile border inside the image) or *cut*. Then:
   image (same class, mask IoU > 0.5 in the tiles' common area): they are one
   nucleus. A linked group gives one nucleus: the whole piece of the tile whose
   core holds its centroid (else the largest whole piece), or, when every tile
-  cut it, the union of its pieces; a nucleus larger than the overlap thus
-  still comes out whole, and one seen whole by two tiles comes out once;
+  cut it, the union of its pieces if one of their tiles' cores holds the
+  union's centroid; a nucleus larger than the overlap thus still comes out
+  whole, one seen whole by two tiles comes out once, and the cut views of a
+  nucleus that the tile holding it whole did not find give no fragments;
 - an unlinked piece is kept by the tile whose core holds its centroid;
 - the kept nuclei are pasted by decreasing score (a contested pixel stays
   with the higher score); one that would keep no more than half of its pixels
@@ -180,8 +182,15 @@ def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
     return list(groups.values())
 
 
-def resolve_group(group: List[int], pieces: List[Piece]):
-    """One nucleus from a group: ``(y0, x0, mask, score, cls)`` or ``None``."""
+def resolve_group(group: List[int], pieces: List[Piece], cores):
+    """One nucleus from a group: ``(y0, x0, mask, score, cls)`` or ``None``.
+
+    A lone piece stands if its centre lies in its tile's core; a group with an
+    uncut piece gives the owner's (else the largest) uncut view; a group of cut
+    pieces only gives their union when its centre lies in the core of one of
+    their tiles: else the tile that held it whole saw no nucleus there, and the
+    union of views cut by their borders would be a fragment.
+    """
     members = [pieces[i] for i in group]
     if len(members) == 1:
         p = members[0]
@@ -197,6 +206,11 @@ def resolve_group(group: List[int], pieces: List[Piece]):
     areas = np.array([p.mask.sum() for p in members], np.float64)
     for p in members:
         mask[p.y0 - y0:p.y0 - y0 + p.mask.shape[0], p.x0 - x0:p.x0 - x0 + p.mask.shape[1]] |= p.mask
+    ys, xs = np.nonzero(mask)
+    cy, cx = y0 + ys.mean(), x0 + xs.mean()
+    if not any(cy0 <= cy < cy1 and cx0 <= cx < cx1 for cy0, cy1, cx0, cx1 in
+               (cores[t] for t in {p.tile for p in members})):
+        return None
     score = float((areas * [p.score for p in members]).sum() / areas.sum())
     return y0, x0, mask, score, members[0].cls
 
@@ -218,7 +232,7 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
     ys, xs = tile_starts(h, tile, overlap, align), tile_starts(w, tile, overlap, align)
     yends, xends = tile_ends(ys, tile, h), tile_ends(xs, tile, w)
     ycores, xcores = core_bounds(ys, tile, h), core_bounds(xs, tile, w)
-    pieces, rects = [], []
+    pieces, rects, cores = [], [], []
     for iy, ty in enumerate(ys):
         for ix, tx in enumerate(xs):
             crop = img[ty:yends[iy], tx:xends[ix]]
@@ -227,11 +241,13 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
                 raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
                                  f'for a {crop.shape[:2]} tile')
             rects.append((ty, tx, ty + crop.shape[0], tx + crop.shape[1]))
+            cores.append(ycores[iy] + xcores[ix])
             pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w),
                                   (ycores[iy], xcores[ix]))
             del pred
             release_freed_memory()
-    nuclei = [n for n in (resolve_group(g, pieces) for g in link_groups(pieces, rects)) if n]
+    nuclei = [n for n in (resolve_group(g, pieces, cores) for g in link_groups(pieces, rects))
+              if n]
     # Paste by decreasing score; ties by position (independent of tile order).
     nuclei.sort(key=lambda n: (-n[3], n[0], n[1]))
     label_map = np.zeros((h, w), np.int32)

@@ -118,3 +118,22 @@ def test_two_tiles_that_see_a_pair_differently_leave_no_sliver():
     tiled = predict_tiled(moody, img, tile=160, overlap=80)
     areas = np.bincount(tiled.label_map.ravel())[1:]
     assert len(tiled) == 1 and areas.min() > 300, areas  # the merged view, no 1-px ring beside it
+
+
+def test_cut_views_of_a_nucleus_the_middle_tile_missed_leave_no_fragments():
+    """Rows of tiles [0, 160), [80, 240), [160, 320): the middle row holds the nucleus
+    at y 140-180 whole and misses it; the rows above and below each see half of it,
+    cut by their border, in two columns that agree. Neither half is a nucleus."""
+    img = disc_image((320, 240), [(160, 120, 20), (40, 40, 10)])
+    img[80, 0] = img[80, 80] = 100  # the middle row's tiles start here
+
+    def misses_in_the_middle_row(crop):
+        if crop[0, 0, 0] == 100:
+            return LabelMapPrediction.empty(crop.shape[:2])
+        return components(crop)
+
+    tiled = predict_tiled(misses_in_the_middle_row, img, tile=160, overlap=80)
+    assert len(tiled) == 1 and tiled.label_map[40, 40] > 0 and tiled.label_map[160, 120] == 0
+    # found by the middle row, it comes out whole, once
+    assert score_label_maps(components(img).label_map,
+                            predict_tiled(components, img, tile=160, overlap=80).label_map).mean() == 1

@@ -163,6 +163,7 @@ model = dict(
                 pos_fraction=0.33,
                 type='RandomSampler')),
         type='StandardRoIHead'),
+    rpn_caps_area=262144,
     rpn_head=dict(
         anchor_generator=dict(
             ratios=[
