@@ -1,3 +1,6 @@
+# configs/dsb_mrcnn_cpu_mnv2.py as it trained (bases merged in), with the thresholds
+# tuned on fold 0 (score_thr 0.9, mask_thr_binary 0.45, min_area 30; checked on fold 1)
+# and rpn_caps_area 512 * 512: README, "The shipped model".
 ann_dir = 'data/generated/dsb/'
 auto_scale_lr = dict(base_batch_size=2, enable=False)
 backend_args = None
@@ -86,7 +89,7 @@ model = dict(
         num_outs=5,
         out_channels=128,
         type='FPN'),
-    postprocess=dict(dilation_radius=0, min_area=10),
+    postprocess=dict(dilation_radius=0, min_area=30),
     roi_head=dict(
         bbox_head=dict(
             bbox_coder=dict(
@@ -141,10 +144,10 @@ model = dict(
             roi_layer=dict(output_size=14, sampling_ratio=0, type='RoIAlign'),
             type='SingleRoIExtractor'),
         test_cfg=dict(
-            mask_thr_binary=0.5,
+            mask_thr_binary=0.45,
             max_per_img=512,
             nms=dict(iou_threshold=0.2, type='nms'),
-            score_thr=0.5),
+            score_thr=0.9),
         train_cfg=dict(
             assigner=dict(
                 ignore_iof_thr=-1,
@@ -204,10 +207,10 @@ model = dict(
         type='RPNHead'),
     test_cfg=dict(
         rcnn=dict(
-            mask_thr_binary=0.5,
+            mask_thr_binary=0.45,
             max_per_img=512,
             nms=dict(iou_threshold=0.2, type='nms'),
-            score_thr=0.5),
+            score_thr=0.9),
         rpn=dict(
             max_per_img=2000,
             min_bbox_size=0,
