@@ -101,11 +101,16 @@ class Piece(NamedTuple):
     in_core: bool
 
 
+def core_holds(core, cy: float, cx: float) -> bool:
+    """Whether the point ``(cy, cx)`` lies in ``core = (y0, y1, x0, x1)``."""
+    return core[0] <= cy < core[1] and core[2] <= cx < core[3]
+
+
 def tile_pieces(pred: LabelMapPrediction, tile_id: int, origin, image_shape, core) -> List[Piece]:
-    """Split one tile's prediction into pieces, flagging cut and owned ones."""
+    """Split one tile's prediction into pieces, flagging cut and owned ones
+    (``core = (y0, y1, x0, x1)``, global)."""
     ty, tx = origin
     th, tw = pred.label_map.shape
-    (cy0, cy1), (cx0, cx1) = core
     pieces = []
     for k, sl in enumerate(ndimage.find_objects(pred.label_map), start=1):
         if sl is None:
@@ -119,7 +124,7 @@ def tile_pieces(pred: LabelMapPrediction, tile_id: int, origin, image_shape, cor
         cy, cx = ty + y0 + ys.mean(), tx + x0 + xs.mean()
         pieces.append(Piece(ty + y0, tx + x0, mask, float(pred.scores[k - 1]),
                             int(pred.classes[k - 1]), tile_id, bool(cut),
-                            bool(cy0 <= cy < cy1 and cx0 <= cx < cx1)))
+                            core_holds(core, cy, cx)))
     return pieces
 
 
@@ -208,8 +213,7 @@ def resolve_group(group: List[int], pieces: List[Piece], cores):
         mask[p.y0 - y0:p.y0 - y0 + p.mask.shape[0], p.x0 - x0:p.x0 - x0 + p.mask.shape[1]] |= p.mask
     ys, xs = np.nonzero(mask)
     cy, cx = y0 + ys.mean(), x0 + xs.mean()
-    if not any(cy0 <= cy < cy1 and cx0 <= cx < cx1 for cy0, cy1, cx0, cx1 in
-               (cores[t] for t in {p.tile for p in members})):
+    if not any(core_holds(cores[t], cy, cx) for t in {p.tile for p in members}):
         return None
     score = float((areas * [p.score for p in members]).sum() / areas.sum())
     return y0, x0, mask, score, members[0].cls
@@ -242,8 +246,7 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
                                  f'for a {crop.shape[:2]} tile')
             rects.append((ty, tx, ty + crop.shape[0], tx + crop.shape[1]))
             cores.append(ycores[iy] + xcores[ix])
-            pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w),
-                                  (ycores[iy], xcores[ix]))
+            pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w), cores[-1])
             del pred
             release_freed_memory()
     nuclei = [n for n in (resolve_group(g, pieces, cores) for g in link_groups(pieces, rects))
