@@ -23,7 +23,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseTTAModel
 
 from .consensus import consensus_merge
-from .detector import apply_postprocess, make_postprocess
+from .instances import apply_postprocess, make_postprocess
 from .label_map import LabelMapPrediction, filter_prediction, to_sample
 from .transforms import shift_channels
 

@@ -3,7 +3,7 @@
 The model runs once over a labelled set; what it predicts before any cut-off
 is kept (the *raw cache*), per image and per TTA view:
 
-- Mask R-CNN: :class:`~custom_modules.detector.SoftInstances` (score, class,
+- Mask R-CNN: :class:`~custom_modules.instances.SoftInstances` (score, class,
   box and uint8 soft mask cropped to the box of every detection above a low
   score threshold, no cap on their number), in the view's frame;
 - U-Net: the heads' probabilities (float16 by default), in the view's frame,
@@ -27,8 +27,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .consensus import consensus_merge
-from .detector import NucleusMaskRCNN, instances_to_prediction
+from .detector import NucleusMaskRCNN
 from .inference import innermost
+from .instances import instances_to_prediction
 from .label_map import LabelMapPrediction, filter_prediction, gt_label_map
 from .metric import score_label_maps
 from .postprocess import dilate_label_map

@@ -23,7 +23,8 @@ from mmdet.structures import SampleList
 from mmengine.model import BaseModule
 from torch import nn
 
-from .detector import apply_postprocess, image_batch, make_postprocess
+from .detector import image_batch
+from .instances import apply_postprocess, make_postprocess
 from .label_map import LabelMapPrediction, to_sample
 from .unet_decode import decode_probabilities, make_decode, probabilities_dict
 from .unet_targets import TARGET_BITS, decode_targets

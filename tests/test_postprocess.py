@@ -5,7 +5,7 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from custom_modules.detector import PostProcess, apply_postprocess, instances_to_prediction
+from custom_modules.instances import PostProcess, apply_postprocess, instances_to_prediction
 from custom_modules.label_map import to_sample
 from custom_modules.postprocess import (dilate_label_map, instances_to_label_map, label_map_to_masks,
                                         masks_to_boxes)

@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
-from custom_modules.detector import SoftInstances, instances_to_prediction
+from custom_modules.instances import SoftInstances, instances_to_prediction
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.tuning import Scorer, capture, coordinate_descent, model_settings, tta_spec
 
