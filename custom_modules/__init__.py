@@ -3,6 +3,7 @@ from . import checkpoint  # noqa: F401  (re-registers mmengine's local loader)
 from .consensus import consensus_merge
 from .datasets import LoadNucleusImage, NucleusDataset, StratumBalancedSampler
 from .detector import NucleusMaskRCNN
+from .diameter import NucleusRescaledModel
 from .ensemble import NucleusEnsemble
 from .hooks import IterationSeedHook, NucleusOverlayHook
 from .label_map import LabelMapPrediction
@@ -20,5 +21,6 @@ __all__ = [
     'NucleusOverlayHook', 'DSBMetric', 'InstanceSafeRandomCrop', 'RandomChannelShift',
     'RandomFreeRotate', 'RandomRot90', 'RandomZoom', 'NucleusTTAModel', 'NucleusTiledModel',
     'LabelMapPrediction', 'consensus_merge', 'predict_tiled', 'NucleusValOverlayHook',
-    'IterationSeedHook', 'NucleusUNet', 'PlainUNetEncoder', 'UNetTargets', 'NucleusEnsemble'
+    'IterationSeedHook', 'NucleusUNet', 'PlainUNetEncoder', 'UNetTargets', 'NucleusEnsemble',
+    'NucleusRescaledModel'
 ]

@@ -1,18 +1,20 @@
-"""Build the label-map predictor a config describes: model, + TTA, + tiles.
+"""Build the label-map predictor a config describes: model, + TTA, + tiles, + rescaling.
 
 ``tools/test.py`` and :class:`~custom_modules.inferencer.NucleusInferencer`
 both call :func:`predictor_cfg` and :func:`load_weights`, so a config predicts
 the same way from the command line and from Python.
 """
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.config import Config
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from .checkpoint import check_checkpoint_fits
+from .diameter import parse_diameter
 
 
-def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) -> dict:
+def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None,
+                  diameter: Union[str, float, None] = None) -> dict:
     """The model config to test with.
 
     Args:
@@ -20,6 +22,9 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) ->
         tta: wrap the model in ``cfg.tta_model`` (its views).
         tile: ``None``: the config's ``tile`` settings (large images tiled);
             ``0``: never tile; ``N``: tile every image larger than N x N.
+        diameter: ``'auto'``: estimate each image's nucleus size and rescale it
+            to the training size; pixels: the nuclei's size; ``None``: as it is
+            (:mod:`custom_modules.diameter`).
 
     Raises:
         KeyError: ``tta`` without a ``tta_model``.
@@ -43,6 +48,10 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None) ->
                      overlap=tiling.get('overlap', 128), tile_above=tiling.get('tile_above', 0),
                      min_area=tiling.get('min_area', model_min_area(cfg)),
                      align=tiling.get('align', feature_stride(cfg)))
+    diameter = parse_diameter(diameter)
+    if diameter is not None:  # outermost: tiles and views see the rescaled image
+        model = dict(type='NucleusRescaledModel', module=model, diameter=diameter,
+                     **cfg.get('nucleus_size', {}))
     return model
 
 

@@ -73,10 +73,14 @@ class NucleusInferencer:
         tta: test-time augmentation (the config's ``tta_model``).
         tile: ``None``: the config's tiling; ``0``: never tile; ``N``: tiles of N.
         device: torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
+        diameter: ``'auto'`` (default): estimate each image's nucleus diameter
+            and rescale it to the size the model was trained at; a number: the
+            nuclei's diameter in pixels; ``None``: predict images as they are.
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[str] = None,
-                 tta: bool = False, tile: Optional[int] = None, device: str = 'cpu') -> None:
+                 tta: bool = False, tile: Optional[int] = None, device: str = 'cpu',
+                 diameter: Union[str, float, None] = 'auto') -> None:
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
 
@@ -87,7 +91,7 @@ class NucleusInferencer:
         self.config_path, self.weights_path = resolve_model(model, weights)
         cfg = load_config(self.config_path)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
-        net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=tile))
+        net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=tile, diameter=diameter))
         load_weights(net, self.weights_path)
         self._setup(net.to(device).eval(), config_input_mode(cfg), config_class_names(cfg))
 
@@ -116,7 +120,9 @@ class NucleusInferencer:
 
         Returns:
             ``label_map`` (H x W int32), ``scores``, ``classes`` (per label),
-            ``measurements`` (a dict per nucleus) and ``image_path``.
+            ``measurements`` (a dict per nucleus), ``image_path`` and
+            ``diameter`` (the nuclei's estimated or given diameter in pixels;
+            NaN when not rescaling or none were found).
         """
         with torch.no_grad():
             pred = self.predictor.predict_label_map(to_model_input(image, self.input_mode))
@@ -127,7 +133,12 @@ class NucleusInferencer:
                              f'the image {image.shape[:2]}')
         return dict(label_map=pred.label_map, scores=pred.scores, classes=pred.classes,
                     measurements=measure_nuclei(pred, image, self.class_names),
-                    image_path=image_path)
+                    image_path=image_path, diameter=self.last_diameter())
+
+    def last_diameter(self) -> float:
+        """The nucleus diameter the last prediction used (NaN without rescaling)."""
+        estimate = getattr(self.predictor, 'last_estimate', None)
+        return float('nan') if estimate is None else float(estimate.diameter)
 
     def __call__(self, inputs: Union[Input, List[Input]], page: int = 0) -> List[Dict]:
         """Predict a path, an array (cv2 channel order), or a list of them.

@@ -296,9 +296,13 @@ class NucleusTiledModel(BaseTTAModel):
         self.min_area = min_area
         self.align = align
 
+    def tiles(self, img: np.ndarray) -> bool:
+        """Whether ``img`` is predicted by tiles (else whole, by the wrapped model)."""
+        return max(img.shape[:2]) > max(self.tile_above, self.tile_size)
+
     def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
         """Whole below ``tile_above``, by tiles above it."""
-        if max(img.shape[:2]) <= max(self.tile_above, self.tile_size):
+        if not self.tiles(img):
             return self.module.predict_label_map(img)
         return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,
                              self.min_area, self.align)

@@ -156,6 +156,7 @@ def tuned_and_tested(root, src, config, checkpoint, *extra):
     text = out.read_text()
     assert '_base_ = ' in text and f'{root}/ann/val_fold0.json' in text  # says what it tuned on
     test = run_tool('tools/test.py', str(out), checkpoint, '--work-dir', str(root / 'work'),
+                    '--diameter', 'none',  # the tuner scores the images as they are
                     '--cfg-options', *data_options(root, src, ('test', )))
     tested = float(re.search(r'dsb/score: ([0-9.]+)', test.stdout + test.stderr).group(1))
     return proc, out, base, tuned, tested

@@ -1,7 +1,7 @@
 """Segment the nuclei of your own images: label images, overlays, measurements.
 
     python tools/predict.py IMAGES... --out DIR [--config C --checkpoint K] [--tta]
-        [--tile N] [--page P] [--submission] [--coco-json] [--imagej-roi] [--geojson]
+        [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission] [--coco-json] [--imagej-roi] [--geojson]
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
 recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
@@ -20,6 +20,7 @@ import sys
 from tqdm import tqdm
 
 from custom_modules.atomic import write_all_or_nothing
+from custom_modules.diameter import parse_diameter
 from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
                                       measurements_csv, nucleus_outlines, overlay_png,
                                       read_saved_prediction, roi_zip, submission_csv)
@@ -37,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's tta_views)")
     parser.add_argument('--tile', type=int, help='tile images larger than N x N (0: never)')
+    parser.add_argument('--diameter', default='auto',
+                        help="nucleus diameter in pixels, or 'auto' (default: estimated per image, "
+                        "and the image rescaled to the model's training size), or 'none'")
     parser.add_argument('--page', type=int, default=0, help='page of multi-page TIFFs (from 0)')
     parser.add_argument('--device', default='cpu', help="torch device (default 'cpu')")
     parser.add_argument('--submission', action='store_true', help='write DIR/submission.csv')
@@ -125,6 +129,7 @@ def main(argv=None, inferencer=None):
     try:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f'--out {args.out} is an existing file, not a folder')
+        diameter = parse_diameter(args.diameter)
         images = find_images(args.inputs)
         if not images:
             raise ValueError(f'no images found in {" ".join(args.inputs)} '
@@ -132,7 +137,7 @@ def main(argv=None, inferencer=None):
         if inferencer is None:
             from custom_modules.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.config, args.checkpoint, args.tta, args.tile,
-                                           args.device)
+                                           args.device, diameter)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

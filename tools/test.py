@@ -1,11 +1,13 @@
 """Test a nucleus segmenter: MMDetection's tools/test.py, with the same flags.
 
-    python tools/test.py CONFIG [CHECKPOINT] [--tta] [--tile N] [--out preds.pkl]
+    python tools/test.py CONFIG [CHECKPOINT] [--tta] [--tile N] [--diameter auto|PIXELS|none]
+        [--out preds.pkl]
         [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
 
 On a labelled set it prints the competition score (and COCO segm AP). On an
 images-only JSON from data_prep it only predicts; keep them with --out.
-Images larger than the config's ``tile.tile_above`` are predicted by tiles.
+Images larger than the config's ``tile.tile_above`` are predicted by tiles; each image is
+first rescaled to the training nucleus size (``--diameter``, README "Any nucleus size").
 An ensemble config (``NucleusEnsemble``) names its members' checkpoints and
 takes no CHECKPOINT; with --tta each member uses its own config's TTA.
 Several processes: torchrun --nproc_per_node=N tools/test.py ... --launcher pytorch
@@ -41,6 +43,9 @@ def parse_args():
     parser.add_argument('--tile', type=int, help='predict by tiles of N x N pixels (overlap: the '
                         "config's tile.overlap); 0: never tile; default: the config's tile "
                         'settings, which tile large images only')
+    parser.add_argument('--diameter', default='auto',
+                        help="nucleus diameter in pixels, 'auto' (default: estimated per image and "
+                        "the image rescaled to the model's training size) or 'none'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.dataset.ann_file=...')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -92,7 +97,7 @@ def main():
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='NucleusOverlayHook', out_dir=args.show_dir)]
     try:
-        cfg.model = predictor_cfg(cfg, tta=args.tta, tile=args.tile)
+        cfg.model = predictor_cfg(cfg, tta=args.tta, tile=args.tile, diameter=args.diameter)
     except (KeyError, ValueError) as err:
         parser.error(str(err.args[0]))
     try:

@@ -1,0 +1,100 @@
+"""Nucleus size: scores of validation images rescaled by 0.5-3x, as they are and with ``auto``.
+
+    python bench/bench_diameter.py CONFIG CKPT [--scales 0.5 1 2 3] [--every K]
+                                   [--max-side PX] [--ann-file COCO_JSON]
+
+Each validation image of the config's test set (every K-th, and only those whose
+longer side is at most --max-side) and its ground truth are resized by each scale
+(labels by nearest neighbour), then predicted with ``--diameter none`` (the model
+sees the rescaled image as it is) and ``--diameter auto`` (the size probe
+estimates the diameter and the image is rescaled to the training size). Prints,
+per scale, both mean scores, the mean estimated diameter and seconds per image
+(predicting, and the estimate alone), then the scores per image kind.
+"""
+import argparse
+import time
+from collections import defaultdict
+
+import cv2
+import numpy as np
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmdet.registry import DATASETS, MODELS
+
+import custom_modules  # noqa: F401
+from custom_modules.diameter import resize
+from custom_modules.inference import load_weights, predictor_cfg
+from custom_modules.label_map import gt_label_map
+from custom_modules.metric import score_label_maps
+
+
+def scaled_case(img, truth, scale):
+    """The image and its ground truth resized by ``scale``."""
+    img = np.ascontiguousarray(resize(img, scale))
+    truth = cv2.resize(truth.astype(np.float32), (img.shape[1], img.shape[0]),
+                       interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    return img, truth
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--scales', type=float, nargs='+', default=[0.5, 1.0, 2.0, 3.0])
+    parser.add_argument('--every', type=int, default=1, help='every K-th validation image')
+    parser.add_argument('--max-side', type=int, default=100000,
+                        help='skip images whose longer side exceeds this (before scaling)')
+    parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.ann_file:
+        cfg.test_dataloader.dataset.ann_file = args.ann_file
+    init_default_scope('mmdet')
+    plain = MODELS.build(predictor_cfg(cfg)).eval()
+    load_weights(plain, args.checkpoint)
+    auto = MODELS.build(predictor_cfg(cfg, diameter='auto')).eval()
+    load_weights(auto, args.checkpoint)
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    picked = [i for i in range(0, len(dataset), args.every)
+              if max(dataset.get_data_info(i)['height'], dataset.get_data_info(i)['width'])
+              <= args.max_side]
+    print(f'{len(picked)} of {len(dataset)} images; scales {args.scales}')
+    rows = defaultdict(list)  # scale -> (kind, plain, auto, diameter, s plain, s auto, s estimate)
+    for n, i in enumerate(picked):
+        data = dataset[i]
+        kind = dataset.get_data_info(i).get('stratum', '?').split('/')[0]
+        img0, truth0 = data['inputs'].permute(1, 2, 0).numpy(), gt_label_map(data['data_samples'])
+        for scale in args.scales:
+            img, truth = scaled_case(img0, truth0, scale)
+            t0 = time.perf_counter()
+            a = plain.predict_label_map(img)
+            t1 = time.perf_counter()
+            factor = auto.factor(img)
+            t2 = time.perf_counter()
+            b = a if factor == 1.0 else auto.predict_label_map(img)  # the same call when 1
+            t3 = time.perf_counter()
+            if factor != 1.0:  # predict_label_map estimated again: count it once
+                t3 -= t2 - t1
+            rows[scale].append((kind, score_label_maps(truth, a.label_map).mean(),
+                                score_label_maps(truth, b.label_map).mean(),
+                                auto.last_estimate.diameter, t1 - t0, t3 - t1, t2 - t1))
+        print(f'{n + 1}/{len(picked)} {data["data_samples"].img_path.split("/")[-1][:12]} '
+              + ' '.join(f'x{s:g}: {rows[s][-1][1]:.3f}->{rows[s][-1][2]:.3f} '
+                         f'(d {rows[s][-1][3]:.0f})' for s in args.scales), flush=True)
+    print(f'\n{"scale":>6}{"none":>8}{"auto":>8}{"diam":>7}{"s none":>8}{"s auto":>8}'
+          f'{"s est":>8}')
+    for scale in args.scales:
+        _, a, b, d, ta, tb, te = zip(*rows[scale])
+        print(f'{scale:6g}{np.mean(a):8.4f}{np.mean(b):8.4f}{np.nanmedian(d):7.1f}'
+              f'{np.mean(ta):8.2f}{np.mean(tb):8.2f}{np.mean(te):8.2f}')
+    kinds = sorted({r[0] for r in rows[args.scales[0]]})
+    print('\nper kind (none -> auto): ' + ', '.join(
+        f'{k} ({sum(r[0] == k for r in rows[args.scales[0]])})' for k in kinds))
+    for scale in args.scales:
+        print(f'{scale:6g} ' + '  '.join(
+            f'{k}: {np.mean([r[1] for r in rows[scale] if r[0] == k]):.4f} -> '
+            f'{np.mean([r[2] for r in rows[scale] if r[0] == k]):.4f}' for k in kinds))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,155 @@
+"""Nucleus size: the diameter probe and the rescaling wrapper (custom_modules/diameter.py)."""
+import cv2
+import numpy as np
+import pytest
+import torch.nn as nn
+from mmengine.config import Config
+
+from custom_modules.diameter import (NucleusRescaledModel, estimate_diameter, parse_diameter,
+                                     rescale_factor)
+from custom_modules.inference import predictor_cfg
+from custom_modules.label_map import LabelMapPrediction
+from custom_modules.metric import score_label_maps
+from custom_modules.tta import NucleusTTAModel
+
+
+class SizeBlindNet(nn.Module):
+    """A network that knows nuclei 8-46 px across and sees specks on larger ones (as ours)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def test_step(self, data):  # BaseTTAModel wraps only models that have one
+        raise NotImplementedError
+
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        self.calls.append(img.shape[:2])
+        num, comp = cv2.connectedComponents((img[:, :, 0] > 128).astype(np.uint8))
+        label = np.zeros(img.shape[:2], np.int32)
+        k = 0
+        for c in range(1, num):
+            ys, xs = np.nonzero(comp == c)
+            if 8 <= 2 * np.sqrt(len(ys) / np.pi) <= 46:
+                k += 1
+                label[comp == c] = k
+            else:  # too large: three specks, confidently
+                for y, x in zip(ys[::max(1, len(ys) // 3)][:3], xs[::max(1, len(xs) // 3)][:3]):
+                    k += 1
+                    label[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = k
+        if out_shape is not None and tuple(out_shape) != label.shape:
+            label = cv2.resize(label.astype(np.float32), (out_shape[1], out_shape[0]),
+                               interpolation=cv2.INTER_NEAREST).astype(np.int32)
+        ids = np.unique(label[label > 0])
+        lut = np.zeros(k + 1, np.int32)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        return LabelMapPrediction(lut[label], np.full(len(ids), 0.95, np.float32),
+                                  np.zeros(len(ids), np.int64))
+
+
+def discs(shape, radius, spacing):
+    """Bright discs on a grid (image) and their labels (truth)."""
+    img = np.full(shape + (3, ), 20, np.uint8)
+    truth = np.zeros(shape, np.int32)
+    k = 0
+    for cy in range(spacing // 2, shape[0] - radius, spacing):
+        for cx in range(spacing // 2, shape[1] - radius, spacing):
+            k += 1
+            cv2.circle(truth, (cx, cy), radius, k, -1)
+    img[truth > 0] = 220
+    return img, truth
+
+
+def test_probe_is_not_fooled_by_specks_on_large_nuclei():
+    img, _ = discs((700, 700), 50, 140)  # 100 px nuclei: the network alone sees specks
+    est = estimate_diameter(SizeBlindNet().predict_label_map, img)
+    assert abs(est.diameter - 100) < 15, est
+    assert est.scale < 1
+    assert rescale_factor(est.diameter) == pytest.approx(22 / est.diameter)
+
+
+@pytest.mark.parametrize('radius, kept', [(11, True), (18, True), (5, False)])
+def test_probe_keeps_training_sizes_and_upscales_tiny_nuclei(radius, kept):
+    img, _ = discs((256, 256), radius, 4 * radius + 8)
+    est = estimate_diameter(SizeBlindNet().predict_label_map, img)
+    assert abs(est.diameter - 2 * radius) <= 0.2 * 2 * radius + 1, est
+    assert (rescale_factor(est.diameter) == 1.0) == kept
+
+
+def test_probe_of_an_empty_image_keeps_it():
+    est = estimate_diameter(SizeBlindNet().predict_label_map, np.zeros((128, 128, 3), np.uint8))
+    assert np.isnan(est.diameter) and rescale_factor(est.diameter) == 1.0
+
+
+@pytest.mark.parametrize('wrap_tta', [False, True])
+def test_rescaled_model_finds_large_nuclei_at_the_input_size(wrap_tta):
+    img, truth = discs((560, 700), 50, 140)
+    net = SizeBlindNet()
+    module = NucleusTTAModel(module=net, views=[{}, dict(flip='horizontal')]) if wrap_tta else net
+    plain = module.predict_label_map(img)
+    assert score_label_maps(truth, plain.label_map).mean() < 0.1  # specks only
+    model = NucleusRescaledModel(module=module, diameter='auto')
+    pred = model.predict_label_map(img)
+    assert pred.label_map.shape == img.shape[:2]
+    assert len(pred) == truth.max()
+    assert score_label_maps(truth, pred.label_map).mean() > 0.8
+    assert abs(model.last_estimate.diameter - 100) < 15
+
+
+def test_given_diameter_rescales_without_probing():
+    img, truth = discs((420, 420), 40, 120)
+    net = SizeBlindNet()
+    model = NucleusRescaledModel(module=net, diameter=80.0)
+    pred = model.predict_label_map(img)
+    assert net.calls == [(116, 116)]  # one call, at 22/80 of the size
+    assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
+
+
+def test_training_size_images_are_predicted_unchanged():
+    img, _ = discs((256, 256), 11, 52)
+    net = SizeBlindNet()
+    expected = net.predict_label_map(img)
+    pred = NucleusRescaledModel(module=net, diameter='auto').predict_label_map(img)
+    assert np.array_equal(pred.label_map, expected.label_map)
+    assert net.calls.count((256, 256)) == 2  # ours and the probe's, which the wrapper reuses
+
+
+@pytest.mark.parametrize('value, expected', [('auto', 'auto'), ('AUTO', 'auto'), ('none', None),
+                                             (None, None), ('0', None), ('30', 30.0), (12.5, 12.5)])
+def test_parse_diameter(value, expected):
+    assert parse_diameter(value) == expected
+
+
+@pytest.mark.parametrize('value', ['abc', '-5', 'nan', 'inf'])
+def test_parse_diameter_refuses(value):
+    with pytest.raises(ValueError, match='diameter'):
+        parse_diameter(value)
+
+
+def test_predictor_cfg_rescales_outermost():
+    cfg = Config(dict(model=dict(type='NucleusMaskRCNN'), tile=dict(size=512, overlap=128),
+                      tta_model=dict(type='NucleusTTAModel', views=[{}]),
+                      nucleus_size=dict(train_diameter=30.0)))
+    model = predictor_cfg(cfg, tta=True, diameter='auto')
+    assert model['type'] == 'NucleusRescaledModel' and model['train_diameter'] == 30.0
+    assert model['module']['type'] == 'NucleusTiledModel'
+    assert model['module']['module']['type'] == 'NucleusTTAModel'
+    assert predictor_cfg(cfg, diameter=None)['type'] == 'NucleusTiledModel'
+    with pytest.raises(ValueError, match='diameter'):
+        predictor_cfg(cfg, diameter='big')
+
+
+def test_predict_refuses_a_bad_diameter_before_any_work(tmp_path, capsys):
+    import sys
+    from conftest import REPO
+    from custom_modules.inferencer import NucleusInferencer
+    sys.path.insert(0, f'{REPO}/tools')
+    import predict
+    img, _ = discs((64, 64), 8, 32)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    stub = NucleusInferencer.from_predictor(SizeBlindNet())
+    out = tmp_path / 'out'
+    assert predict.main([str(tmp_path / 'a.png'), '--out', str(out), '--diameter', 'big'],
+                        inferencer=stub) == 2
+    assert "diameter must be 'auto', 'none' or pixels, got 'big'" in capsys.readouterr().err
+    assert not out.exists()
