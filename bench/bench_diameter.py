@@ -1,7 +1,8 @@
 """Nucleus size: scores of validation images rescaled by 0.5-3x, as they are and with ``auto``.
 
     python bench/bench_diameter.py CONFIG CKPT [--scales 0.5 1 2 3] [--every K]
-                                   [--max-side PX] [--ann-file COCO_JSON]
+                                   [--offset I] [--max-side PX] [--keep-range LO HI] [--train-diameter PX]
+                                   [--ann-file COCO_JSON]
 
 Each validation image of the config's test set (every K-th, and only those whose
 longer side is at most --max-side) and its ground truth are resized by each scale
@@ -9,7 +10,8 @@ longer side is at most --max-side) and its ground truth are resized by each scal
 sees the rescaled image as it is) and ``--diameter auto`` (the size probe
 estimates the diameter and the image is rescaled to the training size). Prints,
 per scale, both mean scores, the mean estimated diameter and seconds per image
-(predicting, and the estimate alone), then the scores per image kind.
+(predicting, and the estimate alone), then the scores per image kind. Per image it
+prints both scores at each scale and the estimated diameter.
 """
 import argparse
 import time
@@ -42,6 +44,11 @@ def main(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('--scales', type=float, nargs='+', default=[0.5, 1.0, 2.0, 3.0])
     parser.add_argument('--every', type=int, default=1, help='every K-th validation image')
+    parser.add_argument('--offset', type=int, default=0, help='starting from this one')
+    parser.add_argument('--keep-range', type=float, nargs=2,
+                        help="diameters predicted as they are (default: the model's)")
+    parser.add_argument('--train-diameter', type=float,
+                        help="the diameter images are rescaled to (default: the model's)")
     parser.add_argument('--max-side', type=int, default=100000,
                         help='skip images whose longer side exceeds this (before scaling)')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
@@ -52,10 +59,14 @@ def main(argv=None):
     init_default_scope('mmdet')
     plain = MODELS.build(predictor_cfg(cfg)).eval()
     load_weights(plain, args.checkpoint)
+    if args.keep_range:
+        cfg.nucleus_size = dict(cfg.get('nucleus_size', {}), keep_range=args.keep_range)
+    if args.train_diameter:
+        cfg.nucleus_size = dict(cfg.get('nucleus_size', {}), train_diameter=args.train_diameter)
     auto = MODELS.build(predictor_cfg(cfg, diameter='auto')).eval()
     load_weights(auto, args.checkpoint)
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
-    picked = [i for i in range(0, len(dataset), args.every)
+    picked = [i for i in range(args.offset, len(dataset), args.every)
               if max(dataset.get_data_info(i)['height'], dataset.get_data_info(i)['width'])
               <= args.max_side]
     print(f'{len(picked)} of {len(dataset)} images; scales {args.scales}')
