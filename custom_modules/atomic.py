@@ -3,11 +3,65 @@
 Every file is first written under a temporary name beside its target; only
 when all were written are they renamed into place. On any failure the
 temporary files, the files newly placed and the folders made are removed.
+A process killed between writing and renaming (``kill -9``) leaves its
+``<file>.<PID>.tmp`` files behind: the first write of a later process into
+the same folder removes those whose PID no longer runs.
 """
+import errno
 import os
-from typing import Dict, Iterable, List, Union
+import re
+from typing import Dict, Iterable, List, Set, Union
 
 Data = Union[str, bytes]
+TMP_PATTERN = re.compile(r'^.+\.([0-9]+)\.tmp$')  # what write_all_or_nothing names them
+_SWEPT: Set[str] = set()  # folders this process already swept for stale temporary files
+
+
+def _pid_runs(pid: int) -> bool:
+    """Whether a process with this PID exists (one of another user counts)."""
+    if pid <= 0:
+        return True  # not a PID we wrote: never treat it as dead
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno != errno.ESRCH
+    return True
+
+
+def remove_stale_temps(folder: str) -> List[str]:
+    """Remove ``folder``'s ``<name>.<PID>.tmp`` files whose PID no longer runs.
+
+    Only regular files matching the pattern :func:`write_all_or_nothing`
+    uses are looked at; this process's own and a live process's are kept.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = TMP_PATTERN.match(name)
+        path = os.path.join(folder, name)
+        if (not match or int(match.group(1)) == os.getpid() or _pid_runs(int(match.group(1)))
+                or os.path.islink(path) or not os.path.isfile(path)):
+            continue
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove
+    return removed
+
+
+def _sweep_once(folders: Iterable[str]) -> None:
+    """:func:`remove_stale_temps` in each existing folder, once per folder and process."""
+    for folder in folders:
+        if folder not in _SWEPT and os.path.isdir(folder):
+            _SWEPT.add(folder)
+            remove_stale_temps(folder)
 
 
 def _existing_ancestor(folder: str) -> str:
@@ -65,6 +119,7 @@ def write_all_or_nothing(outputs: Dict[str, Data]) -> List[str]:
     """
     paths = list(outputs)
     check_can_write(paths)
+    _sweep_once(dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in paths))
     made, tmps, placed, existed, done = [], {}, [], set(), False
     try:
         for path in paths:

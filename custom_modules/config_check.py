@@ -1,8 +1,10 @@
 """Checks of a config and its command-line overrides before a runner is built.
 
 ``Config.merge_from_dict`` accepts any dotted key: ``model.test_cfg.rcnn.score_th=0.5``
-adds a new, unused ``score_th`` beside ``score_thr``. :func:`check_cfg_options`
-compares each option's path with the loaded config first. :func:`load_config`
+adds a new, unused ``score_th`` beside ``score_thr``, and ``train_cfg.max_iters=abc``
+puts a string where a number belongs (a traceback deep in the runner).
+:func:`check_cfg_options` compares each option's path and value with the loaded
+config first. :func:`load_config`
 and :func:`check_data_paths` turn a missing config or data file into one line;
 :func:`check_num_classes` (run by :func:`check_data_paths`) a model whose
 number of classes is not the data's.
@@ -21,8 +23,22 @@ NUM_CLASSES_KEYS = ('roi_head.bbox_head.num_classes', 'roi_head.mask_head.num_cl
                     'panoptic_head.num_things_classes')
 
 
-def _check_path(root: Mapping, keys: Sequence[str]) -> Optional[Tuple[bool, str]]:
-    """``(is_error, message)`` for the first key of ``keys`` absent from ``root``, else None."""
+def _type_problem(full: str, old, new) -> Optional[str]:
+    """Why ``new`` cannot replace the config's ``old`` value (text for a number or a
+    boolean), or None. Other changes of type (None, a list per class) are allowed."""
+    if not isinstance(new, str):
+        return None
+    if isinstance(old, bool):
+        return f'{full}={new}: expected True or False (the config has {old})'
+    if isinstance(old, (int, float)):
+        kind = 'an integer' if isinstance(old, int) else 'a number'
+        return f'{full}={new}: expected {kind} (the config has {old})'
+    return None
+
+
+def _check_path(root: Mapping, keys: Sequence[str], value=None) -> Optional[Tuple[bool, str]]:
+    """``(is_error, message)`` for the first key of ``keys`` absent from ``root``, or for
+    a ``value`` of the wrong type for the key's (see :func:`_type_problem`); else None."""
     full, node = '.'.join(keys), root
     for depth, key in enumerate(keys):
         parent = '.'.join(keys[:depth])
@@ -47,7 +63,8 @@ def _check_path(root: Mapping, keys: Sequence[str]) -> Optional[Tuple[bool, str]
         where = '.'.join(keys[:depth + 1])
         return False, f'{full}: adds a key absent from the config' + (
             f' ({where})' if where != full else '')
-    return None
+    problem = _type_problem(full, node, value)
+    return (True, problem) if problem else None
 
 
 def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
@@ -55,7 +72,8 @@ def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
 
     An option whose path leaves the config is an error when the first absent
     key is close to an existing one (difflib), or is not an index of a list;
-    otherwise it is a new key and only warned about.
+    otherwise it is a new key and only warned about. Text given for a key
+    whose value is a number or a boolean is an error.
 
     Args:
         cfg: the loaded ``mmengine.Config`` (or a plain dict).
@@ -65,12 +83,13 @@ def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
         Warnings, one line per option that adds a new key.
 
     Raises:
-        ValueError: every likely misspelt option, with the nearest valid key.
+        ValueError: every likely misspelt option, with the nearest valid key,
+            and every value of the wrong type.
     """
     root = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
     errors, warnings = [], []
-    for full_key in options or {}:
-        found = _check_path(root, full_key.split('.'))
+    for full_key, value in (options or {}).items():
+        found = _check_path(root, full_key.split('.'), value)
         if found:
             (errors if found[0] else warnings).append(found[1])
     if errors:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.measure import approximate_polygon, find_contours
 
+from .csv_cells import csv_text, safe_cell
 from .hooks import outline
 from .image_io import ImageReadError, read_image_file, to_model_input
 from .label_map import LabelMapPrediction
@@ -57,12 +58,13 @@ def read_saved_prediction(label_path: str, csv_path: str,
     label_map = read_label_image(label_path)
     num = int(label_map.max(initial=0))
     scores, classes = np.zeros(num), np.zeros(num, np.int64)
+    written = {safe_cell(name): index for index, name in enumerate(class_names)}
     with open(csv_path, newline='') as f:
         for row in csv.DictReader(f):
             index = int(row['label']) - 1
             scores[index] = float(row['score'])
             name = row['class']
-            classes[index] = class_names.index(name) if name in class_names else int(name)
+            classes[index] = written[name] if name in written else int(name)
     return LabelMapPrediction(label_map, scores, classes)
 
 
@@ -147,13 +149,12 @@ def geojson_text(outlines: Dict[int, np.ndarray], pred: LabelMapPrediction,
 
 
 def measurements_csv(image_name: str, rows: Iterable[Dict]) -> str:
-    """CSV text (with header) of one image's measurements, an ``image`` column first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(MEASUREMENT_HEADER)
-    for row in rows:
-        writer.writerow([image_name] + [row[column] for column in MEASUREMENT_COLUMNS])
-    return buffer.getvalue()
+    """CSV text (with header) of one image's measurements, an ``image`` column first.
+
+    Text cells (the image name, class names) are escaped by :func:`safe_cell`.
+    """
+    return csv_text(MEASUREMENT_HEADER, ([image_name] + [row[column] for column in
+                                                         MEASUREMENT_COLUMNS] for row in rows))
 
 
 def join_csv_texts(texts: Iterable[str]) -> str:
@@ -172,15 +173,30 @@ def join_csv_texts(texts: Iterable[str]) -> str:
 def submission_csv(label_maps: Iterable[Tuple[str, np.ndarray]]) -> str:
     """Kaggle submission text: a row per nucleus, an empty row for an image without any.
 
-    Class-agnostic, as the competition: classes are not written.
+    Class-agnostic, as the competition: classes are not written. ImageIds go
+    through :func:`submission_text` (escaped only where a spreadsheet would
+    run them).
     """
-    lines = [SUBMISSION_HEADER]
+    rows = []
     for name, label_map in label_maps:
         encoded = encode_label_map(label_map)
-        lines.extend(f'{name},{encoded[k]}' for k in sorted(encoded))
+        rows.extend((name, encoded[k]) for k in sorted(encoded))
         if not encoded:
-            lines.append(f'{name},')
-    return '\n'.join(lines) + '\n'
+            rows.append((name, ''))
+    return submission_text(rows)
+
+
+def submission_text(rows: Iterable[Tuple[str, str]]) -> str:
+    """``ImageId,EncodedPixels`` CSV text of ``(ImageId, EncodedPixels)`` rows.
+
+    ImageIds are escaped like every CSV cell the tools write (:func:`safe_cell`).
+    That keeps every real Kaggle ImageId exact: DSB2018's are 64 hex digits
+    and never start with a formula character (``= + - @``, tab, CR), so for
+    them the escaping changes nothing. A name that does start with one cannot
+    be a Kaggle ImageId anyway (the file is the user's own); there the file is
+    made safe to open in a spreadsheet rather than kept byte-exact.
+    """
+    return csv_text(SUBMISSION_HEADER.split(','), rows)
 
 
 def category_id_of(index: int, category_ids: Optional[Sequence[int]] = None) -> int:

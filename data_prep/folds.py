@@ -50,6 +50,16 @@ def check_fold_count(image_ids: List[str], num_folds: int,
         raise ValueError(f'{count} groups cannot fill {num_folds} folds')
 
 
+def fold_problem(jobs: list, num_folds: int, groups: Optional[Dict[str, str]]) -> Optional[str]:
+    """Why the images of ``jobs`` (dicts with ``image_id``) cannot be dealt into
+    ``num_folds`` folds (fewer than 2 folds, too few groups), or None."""
+    try:
+        check_fold_count([job['image_id'] for job in jobs], num_folds, groups)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def assign_folds(image_ids: List[str], strata: Dict[str, str], num_folds: int,
                  groups: Optional[Dict[str, str]] = None, seed: int = 0) -> Dict[str, int]:
     """Assign every image to one of ``num_folds`` folds.

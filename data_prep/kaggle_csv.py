@@ -26,6 +26,9 @@ LAYOUTS = {
     'sartorius': ({'ImageId': 'id', 'EncodedPixels': 'annotation', 'Height': 'height',
                    'Width': 'width'}, 'row'),
 }
+# The column a layout's class comes from when no --class-column is given.
+DEFAULT_CLASS_COLUMNS = {'sartorius': 'cell_type'}
+NO_CLASS = 'none'  # --class-column none: one class, whatever the layout
 ORDER_CHECK_INSTANCES = 50  # instances per image looked at by rle_order_problem
 
 
@@ -46,17 +49,29 @@ def csv_layout(path: str, columns: Iterable[str]) -> str:
     return 'sartorius'
 
 
+def class_column_of(layout: str, columns: Iterable[str],
+                    class_column: Optional[str]) -> Optional[str]:
+    """The column to read classes from: the one given; ``None`` for ``'none'``; without
+    one, the layout's class column (:data:`DEFAULT_CLASS_COLUMNS`) where the CSV has it."""
+    if class_column == NO_CLASS:
+        return None
+    if class_column is None and DEFAULT_CLASS_COLUMNS.get(layout) in set(columns):
+        return DEFAULT_CLASS_COLUMNS[layout]
+    return class_column
+
+
 def read_rle_csv(path: str, images_dir: str, class_column: Optional[str] = None):
     """Parse an instance CSV.
 
     Args:
         path: the CSV (either layout).
         images_dir: where ``<id>/images/<id>.png`` or ``<id>.png`` are.
-        class_column: the column holding each instance's class, or None.
+        class_column: the column holding each instance's class; ``None``: the
+            layout's own (Sartorius ``cell_type``) where present; ``'none'``: no class.
 
     Returns:
-        ``(layout, {ImageId: [image_path, shape_or_None, [(row, EncodedPixels, class)]]})``;
-        ``class`` is None without ``class_column``.
+        ``(layout, {ImageId: [image_path, shape_or_None, [(row, EncodedPixels, class)]]},
+        class column)``; ``class`` is None without a class column.
     """
     import pandas as pd
     try:
@@ -65,6 +80,7 @@ def read_rle_csv(path: str, images_dir: str, class_column: Optional[str] = None)
         raise InputError(f'{path}: cannot read CSV ({err})') from None
     layout = csv_layout(path, table.columns)
     names = LAYOUTS[layout][0]
+    class_column = class_column_of(layout, table.columns, class_column)
     if class_column is not None and class_column not in table.columns:
         raise InputError(f'{path}: no class column {class_column!r} (columns: '
                          f'{", ".join(table.columns)})')
@@ -102,7 +118,7 @@ def read_rle_csv(path: str, images_dir: str, class_column: Optional[str] = None)
         if classes is not None and not label and text.strip():
             raise InputError(f'{where}: empty class in column {class_column!r}')
         entry[2].append((row, text, label or None))
-    return layout, entries
+    return layout, entries, class_column
 
 
 def _box_fill(indices: np.ndarray, lines: int, order: str) -> float:

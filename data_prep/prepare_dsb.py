@@ -10,32 +10,35 @@ Examples::
 
 Classes (``--class-column`` of a CSV, ``--class-map`` image_id,class) become
 the JSON's categories, ids 1..K in sorted name order (or those of
-``--categories-from``); without them there is one category, ``nucleus``.
+``--categories-from``); without them there is one category, ``nucleus``. A
+Sartorius CSV's ``cell_type`` column is the class unless told otherwise
+(``--class-column none``: one class).
 
 Outputs in OUT_DIR: ``full.json`` (every image), and for labelled data
-``train_fold<F>.json``, ``val_fold<F>.json`` and ``folds.csv``. Nothing is
-written unless every input is valid.
+``train_fold<F>.json``, ``val_fold<F>.json`` and ``folds.csv`` (skipped, saying
+why, when the images are too few for the folds). Nothing is written unless
+every input is valid; an empty ``masks/`` folder is not, without ``--allow-empty``.
 """
 import argparse
-import json
 import os
 import sys
 from collections import Counter
 from multiprocessing import Pool
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from custom_modules.atomic import check_can_write, write_all_or_nothing
+from custom_modules.atomic import check_can_write
 from custom_modules.image_io import (IMAGE_KINDS, ImageReadError, image_kind, read_image_file, read_mask_file,
                                      size_bucket)
 from custom_modules.rle import RLE_ORDERS, coco_encode_label_map, label_map_from_runs
 from data_prep.classes import (InputError, category_id, image_classes, make_categories,
                                read_categories, read_class_map)
-from data_prep.folds import assign_folds, check_fold_count, class_strata, read_groups
-from data_prep.kaggle_csv import LAYOUTS, parse_image_rows, read_rle_csv
+from data_prep.folds import fold_problem, read_groups
+from data_prep.kaggle_csv import DEFAULT_CLASS_COLUMNS, LAYOUTS, NO_CLASS, parse_image_rows, read_rle_csv
+from data_prep.outputs import output_paths, write_outputs
 
 
 def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
@@ -141,7 +144,11 @@ def build_source_jobs(args, fixed: Optional[List[dict]]) -> Tuple[list, bool, Li
     if os.path.isfile(args.src):
         if not args.images:
             raise InputError(f'{args.src}: a CSV source needs --images DIR')
-        layout, entries = read_rle_csv(args.src, args.images, args.class_column)
+        given = args.class_column or (NO_CLASS if args.class_map or args.class_by_kind else None)
+        layout, entries, column = read_rle_csv(args.src, args.images, given)
+        if given is None and column is not None:
+            print(f'{args.src}: {layout} layout: the class of each instance is its {column!r} '
+                  'column (--class-column none for one class)')
         per_image = image_classes(list(entries), class_map, args.class_map, required=True)
         for image_id, entry in entries.items():
             entry[2] = [(r, t, per_image[image_id] or c) for r, t, c in entry[2]]
@@ -151,7 +158,7 @@ def build_source_jobs(args, fixed: Optional[List[dict]]) -> Tuple[list, bool, Li
         return [dict(image_id=i, path=p, file_name=os.path.relpath(p, args.images), shape=shape,
                      rows=[(r, t, category_id(cats, c)) for r, t, c in rows], csv=args.src,
                      order=order) for i, (p, shape, rows) in sorted(entries.items())], True, cats
-    if args.class_column or args.rle_order:
+    if args.class_column not in (None, NO_CLASS) or args.rle_order:
         raise InputError(f'{args.src}: --class-column and --rle-order need a CSV source, '
                          'not a folder (use --class-map)')
     ids, labelled = scan_layout(args.src, args.images_only)
@@ -167,53 +174,12 @@ def build_source_jobs(args, fixed: Optional[List[dict]]) -> Tuple[list, bool, Li
             mdir = os.path.join(args.src, img_id, 'masks')
             masks = [os.path.join(mdir, m) for m in sorted(os.listdir(mdir))
                      if m.lower().endswith('.png') and not m.startswith('.')]
+            if not masks and not args.allow_empty:
+                raise InputError(f'{mdir}: masks/ folder without mask PNGs (use --allow-empty '
+                                 'to keep images without nuclei)')
         jobs.append(dict(image_id=img_id, path=os.path.join(args.src, rel), file_name=rel,
                          masks=masks, category_id=category_id(cats, per_image[img_id])))
     return jobs, labelled, cats
-
-
-def coco_dict(images: list, anns: list, labelled: bool, categories: List[dict]) -> dict:
-    """Assemble a COCO dict; an images-only set has no ``annotations`` key."""
-    out = dict(info=dict(description='DSB2018 nuclei, made by nucleiseg data_prep'),
-               images=images, categories=categories)
-    if labelled:
-        out['annotations'] = anns
-    return out
-
-
-def output_paths(out_dir: str, labelled: bool, fold: int) -> List[str]:
-    """The files a run writes: full.json, then train/val JSONs and folds.csv if labelled."""
-    names = ['full.json']
-    if labelled:
-        names += [f'train_fold{fold}.json', f'val_fold{fold}.json', 'folds.csv']
-    return [os.path.join(out_dir, n) for n in names]
-
-
-def write_outputs(args, images: list, anns: list, labelled: bool,
-                  groups: Optional[Dict[str, str]], categories: List[dict]) -> List[str]:
-    """Write every output, or none of them (see ``custom_modules.atomic``).
-
-    With several categories, folds are stratified by each image's main class too.
-    """
-    paths = output_paths(args.out_dir, labelled, args.fold)
-    texts = [json.dumps(coco_dict(images, anns, labelled, categories))]
-    if labelled:
-        strata = {im['image_id']: im['stratum'] for im in images}
-        if len(categories) > 1:
-            names = {im['id']: im['image_id'] for im in images}
-            strata = class_strata(strata, [(names[a['image_id']], a['category_id']) for a in anns])
-        folds = assign_folds([im['image_id'] for im in images], strata, args.folds, groups,
-                             args.seed)
-        for im in images:
-            im['fold'] = folds[im['image_id']]
-        for keep in (lambda f: f != args.fold, lambda f: f == args.fold):  # train, val
-            sub = [im for im in images if keep(im['fold'])]
-            ids = {im['id'] for im in sub}
-            texts.append(json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True,
-                                              categories)))
-        texts.append('img_id,fold,stratum\n' + ''.join(
-            f"{im['image_id']},{im['fold']},{im['stratum']}\n" for im in images))
-    return write_all_or_nothing(dict(zip(paths, texts)))
 
 
 def parse_args(argv: Optional[list] = None):
@@ -233,7 +199,10 @@ def parse_args(argv: Optional[list] = None):
     parser.add_argument('--images-only', action='store_true',
                         help='ignore masks and write an images-only JSON for inference')
     parser.add_argument('--class-column', metavar='NAME',
-                        help="the CSV source's column holding each instance's class (e.g. cell_type)")
+                        help="the CSV source's column holding each instance's class (e.g. "
+                        f"cell_type); default: the Sartorius layout's "
+                        f"{DEFAULT_CLASS_COLUMNS['sartorius']} column where present; "
+                        f"'{NO_CLASS}': one class")
     parser.add_argument('--class-map', metavar='FILE',
                         help='CSV image_id,class: one class for all instances of an image')
     parser.add_argument('--class-by-kind', action='store_true',
@@ -246,12 +215,18 @@ def parse_args(argv: Optional[list] = None):
                         help="how the CSV numbers pixels: 'column' (top to bottom first; default "
                         "for ImageId,EncodedPixels) or 'row' (left to right first; default for "
                         'Sartorius id,annotation); a wrong order is refused where it shows')
+    parser.add_argument('--allow-empty', action='store_true',
+                        help='keep images whose masks/ folder holds no mask (images without '
+                        'nuclei); without it such a folder is refused as a missing one is')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='worker processes (default: all cores)')
     args = parser.parse_args(argv)
+    if args.folds < 1:
+        parser.error('--folds must be at least 1')
     if not 0 <= args.fold < args.folds:
         parser.error(f'--fold must be in 0..{args.folds - 1}')
-    if sum(map(bool, (args.class_column, args.class_map, args.class_by_kind))) > 1:
+    if sum(map(bool, (args.class_column not in (None, NO_CLASS), args.class_map,
+                      args.class_by_kind))) > 1:
         parser.error('give one of --class-column, --class-map, --class-by-kind')
     return args
 
@@ -261,9 +236,8 @@ def main(argv: Optional[list] = None) -> int:
     try:  # everything that can be checked before reading an image
         groups = read_groups(args.groups) if args.groups else None
         jobs, labelled, categories = build_jobs(args)
-        check_can_write(output_paths(args.out_dir, labelled, args.fold))
-        if labelled:
-            check_fold_count([job['image_id'] for job in jobs], args.folds, groups)
+        folds_skipped = labelled and fold_problem(jobs, args.folds, groups)
+        check_can_write(output_paths(args.out_dir, labelled and not folds_skipped, args.fold))
     except (InputError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
@@ -278,7 +252,8 @@ def main(argv: Optional[list] = None) -> int:
                 for ann in img_anns:
                     anns.append(dict(id=len(anns) + 1, image_id=img_idx, **ann))
                 totals += stats
-        written = write_outputs(args, images, anns, labelled, groups, categories)
+        written = write_outputs(args, images, anns, labelled, groups, categories,
+                                not folds_skipped)
     except (InputError, ImageReadError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
@@ -291,9 +266,10 @@ def main(argv: Optional[list] = None) -> int:
             per_cat = Counter(a['category_id'] for a in anns)
             print('classes: ' + ', '.join(f"{c['id']} {c['name']} {per_cat[c['id']]}"
                                           for c in categories))
-        sizes = Counter(im['fold'] for im in images)
-        print(f"folds: {args.folds} ({', '.join(str(sizes[f]) for f in range(args.folds))} images), "
-              f'val fold {args.fold}')
+        sizes = Counter(im.get('fold') for im in images)
+        print(f'folds skipped: {folds_skipped}; only full.json is written' if folds_skipped else
+              f"folds: {args.folds} ({', '.join(str(sizes[f]) for f in range(args.folds))} "
+              f'images), val fold {args.fold}')
         print(f"fixes: {totals['empty masks dropped']} empty masks dropped, "
               f"{totals['overlapping pixels resolved']} overlapping pixels given to the first mask, "
               f"{totals['masks emptied by overlap']} masks emptied by overlap dropped")

@@ -50,3 +50,43 @@ def test_new_keys_only_warn():
                         'model.test_cfg.rcnn.max_per_img: adds a key absent from the config',
                         'model.roi_head.mask_head.num_convs: adds a key absent from the config '
                         '(model.roi_head)']
+
+
+def test_text_for_a_number_or_boolean_is_an_error():
+    cfg = Config(dict(train_cfg=dict(max_iters=6, val_interval=2), flag=True,
+                      model=dict(test_cfg=dict(rcnn=dict(score_thr=0.05)))))
+    with pytest.raises(ValueError, match=r'train_cfg\.max_iters=abc: expected an integer '
+                       r'\(the config has 6\)'):
+        check_cfg_options(cfg, {'train_cfg.max_iters': 'abc'})
+    with pytest.raises(ValueError, match=r'flag=yes: expected True or False'):
+        check_cfg_options(cfg, {'flag': 'yes'})
+    with pytest.raises(ValueError, match=r'score_thr=high: expected a number'):
+        check_cfg_options(cfg, {'model.test_cfg.rcnn.score_thr': 'high'})
+    assert check_cfg_options(cfg, {'train_cfg.max_iters': 100, 'flag': False,
+                                   'model.test_cfg.rcnn.score_thr': [0.5, 0.6],
+                                   'train_cfg.val_interval': None}) == []
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_tools_refuse_text_for_max_iters_in_one_line(tool, tmp_path, capsys, monkeypatch):
+    import importlib.util
+    import os.path as osp
+
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location(f'{tool}_tool', osp.join(REPO, 'tools',
+                                                                           f'{tool}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    ckpt = tmp_path / 'ckpt.pth'
+    ckpt.write_bytes(b'never read')
+    argv = [osp.join(REPO, 'configs/dsb_mrcnn_smoke.py')] + ([str(ckpt)] if tool == 'test' else [])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(argv + ['--work-dir', str(tmp_path / 'work'),
+                            '--cfg-options', 'train_cfg.max_iters=abc'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and 'Traceback' not in err
+    lines = [line for line in err.splitlines() if 'error' in line]
+    assert len(lines) == 1 and lines[0].endswith(
+        'error: --cfg-options: train_cfg.max_iters=abc: expected an integer (the config has 6)'), err
+    assert not (tmp_path / 'work').exists()

@@ -56,15 +56,6 @@ def test_missing_groups_file_refused_before_reading(synthetic_set, tmp_path):
     assert not out.exists()
 
 
-def test_too_few_groups_refused_before_reading(synthetic_set, tmp_path):
-    src, _ = synthetic_set
-    _truncate_an_image(src)
-    groups = tmp_path / 'groups.csv'
-    groups.write_text('img_id,mosaic_idx\n' + ''.join(f'img{i:03d},1\n' for i in range(8)))
-    proc = prepare(src, tmp_path / 'out', '--folds', '2', '--groups', str(groups), check=False)
-    _refused_early(proc, '1 groups cannot fill 2 folds')
-
-
 def test_header_only_csvs(synthetic_set, tmp_path):
     src, _ = synthetic_set
     groups = tmp_path / 'groups.csv'

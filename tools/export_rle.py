@@ -17,7 +17,7 @@ import pickle
 import sys
 
 from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.exporters import coco_results
+from custom_modules.exporters import coco_results, submission_text
 from custom_modules.submission import (check_predictions, check_submission,
                                        prediction_label_maps, prediction_rows)
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         print(f'error: refusing to write {args.out}, the submission would be invalid:', file=sys.stderr)
         print('\n'.join(problems[:20]), file=sys.stderr)
         return 2
-    texts = {args.out: 'ImageId,EncodedPixels\n' + ''.join(f'{i},{p}\n' for i, p, _ in rows)}
+    texts = {args.out: submission_text((i, p) for i, p, _ in rows)}
     if args.coco_json:
         results = coco_json_results(predictions, args.min_area, args.score_thr)
         texts[args.coco_json] = json.dumps(results)

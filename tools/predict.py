@@ -8,24 +8,36 @@ recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
 65535 nuclei), DIR/overlays/<name>.png, DIR/measurements/<name>.csv and, when
 asked, DIR/rois/<name>.zip (ImageJ) and DIR/geojson/<name>.geojson (QuPath).
 For the run: DIR/measurements.csv, DIR/submission.csv, DIR/coco_results.json.
-Images whose outputs exist are skipped (--overwrite redoes them). Exit code 0,
-1 when an image failed (the others are still done), 2 for bad arguments.
+DIR/run_settings/<name>.json records the model and options that made an
+image's files: images whose outputs exist with the same settings are skipped
+(--overwrite redoes them), the others are redone. Exit code 0, 1 when an
+image failed (the others are still done), 2 for bad arguments (every output
+path and option is checked before the model is built).
 """
 import argparse
 import glob
 import json
 import os
 import sys
+from collections import Counter
 
 from tqdm import tqdm
 
 from custom_modules.atomic import write_all_or_nothing
+from custom_modules.cli_checks import check_device, check_output_folder, input_problem
 from custom_modules.diameter import parse_diameter
 from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
                                       measurements_csv, nucleus_outlines, overlay_png,
                                       read_saved_prediction, roi_zip, submission_csv)
 from custom_modules.image_io import IMAGE_EXTENSIONS, ImageReadError, image_name, read_any_image
 from custom_modules.label_map import LabelMapPrediction
+from custom_modules.run_settings import (make_settings, settings_change, settings_path,
+                                         settings_text)
+
+# The options that change an image's result: each is recorded with its outputs
+# (run_settings), and a rerun with another value redoes the image. A new such
+# option joins by adding its name here.
+RESULT_OPTIONS = ('page', 'tta', 'tile', 'diameter')
 
 
 def parse_args(argv=None):
@@ -52,17 +64,22 @@ def parse_args(argv=None):
 
 
 def find_images(inputs):
-    """Image paths of files, folders and globs, in order; ValueError on a bad input."""
+    """Image paths of files, folders and globs, in order; ValueError on a bad input.
+
+    A path named on the command line, and an entry of a folder or glob with an
+    image extension, is kept even when it cannot be read (a symbolic link loop,
+    a dangling link): the run reports it as failed (:func:`input_problem`).
+    """
     paths = []
     for item in inputs:
         if os.path.isdir(item):
             found = [os.path.join(item, f) for f in sorted(os.listdir(item))
                      if not f.startswith('.')]
         else:
-            found = [item] if os.path.isfile(item) else sorted(glob.glob(item))
+            found = [item] if os.path.lexists(item) else sorted(glob.glob(item))
         if not found and not os.path.isdir(item):
             raise ValueError(f'{item}: no such file, folder or matching glob')
-        paths += [p for p in found if os.path.isfile(p) and
+        paths += [p for p in found if not os.path.isdir(p) and
                   (p == item or os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS)]
     names = {}
     for path in dict.fromkeys(map(os.path.normpath, paths)):
@@ -85,14 +102,42 @@ def outputs(out, name, args):
     return paths
 
 
-def segment(inferencer, path, out, args):
-    """Predict one image and write all its files, or none."""
+def check_outputs(args):
+    """Refuse, before any model is built, an --out where the run's files cannot be written."""
+    files = [f'{args.out}/labels/.probe.png', f'{args.out}/measurements.csv',
+             settings_path(args.out, '.probe')]
+    files += [p for p in outputs(args.out, '.probe', args).values() if p]
+    files += [f'{args.out}/submission.csv'] if args.submission else []
+    files += [f'{args.out}/coco_results.json'] if args.coco_json else []
+    check_output_folder(args.out, files)
+
+
+def run_settings(args, inferencer):
+    """The settings recorded with each image's files: the model and RESULT_OPTIONS."""
+    return make_settings(inferencer.config_path, inferencer.weights_path,
+                         {name: getattr(args, name) for name in RESULT_OPTIONS})
+
+
+def rerun_reason(path, args, settings):
+    """``(skip, reason)``: skip an image whose outputs exist with these settings; else
+    why it is redone (None: it has no outputs yet, or --overwrite)."""
+    name = image_name(path)
+    if args.overwrite or not all(p and os.path.isfile(p)
+                                 for p in outputs(args.out, name, args).values()):
+        return False, None
+    reason = settings_change(settings_path(args.out, name), settings)
+    return reason is None, reason
+
+
+def segment(inferencer, path, out, args, settings):
+    """Predict one image and write all its files (and its settings), or none."""
     name, image = image_name(path), read_any_image(path, args.page)
     result = inferencer.predict(image, path)
     pred = LabelMapPrediction(result['label_map'], result['scores'], result['classes'])
     paths, (ext, data) = outputs(out, name, args), label_image(pred.label_map)
     files = {f'{out}/labels/{name}{ext}': data, paths['overlay']: overlay_png(image, pred),
-             paths['csv']: measurements_csv(name, result['measurements'])}
+             paths['csv']: measurements_csv(name, result['measurements']),
+             settings_path(out, name): settings_text(settings)}
     lines = nucleus_outlines(pred.label_map) if args.imagej_roi or args.geojson else {}
     if args.imagej_roi:
         files[paths['roi']] = roi_zip(lines)
@@ -127,9 +172,9 @@ def main(argv=None, inferencer=None):
     """Run the tool; ``inferencer`` replaces the --config/--checkpoint model (tests)."""
     args = parse_args(argv)
     try:
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise ValueError(f'--out {args.out} is an existing file, not a folder')
         diameter = parse_diameter(args.diameter)
+        check_outputs(args)
+        check_device(args.device)
         images = find_images(args.inputs)
         if not images:
             raise ValueError(f'no images found in {" ".join(args.inputs)} '
@@ -138,27 +183,41 @@ def main(argv=None, inferencer=None):
             from custom_modules.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.config, args.checkpoint, args.tta, args.tile,
                                            args.device, diameter)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+        settings = run_settings(args, inferencer)
+    except (ValueError, KeyError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    done, skipped, failed = [], [], []
+    done, skipped, failed, redone = [], [], [], Counter()
     for path in tqdm(images, desc='segmenting', unit='image', dynamic_ncols=True):
-        paths = outputs(args.out, image_name(path), args)
-        if not args.overwrite and all(p and os.path.isfile(p) for p in paths.values()):
+        problem = input_problem(path)
+        skip, reason = (False, None) if problem else rerun_reason(path, args, settings)
+        if skip:
             skipped.append(path)
             continue
         try:
-            segment(inferencer, path, args.out, args)
+            if problem:
+                raise ImageReadError(problem)
+            segment(inferencer, path, args.out, args, settings)
             done.append(path)
+            if reason:
+                redone[reason] += 1
         except Exception as err:  # one bad image must not stop the others
             failed.append(path)
             message = str(err) if isinstance(err, ImageReadError) else f'{path}: {err!r}'
             tqdm.write(f'failed: {message}', file=sys.stderr)
-    kept = [image_name(p) for p in images if p in done or p in skipped]
-    nuclei = write_run_files(args.out, kept, args, inferencer.class_names)
-    print(f'{len(done)} images done, {len(skipped)} skipped (outputs exist; --overwrite redoes '
-          f'them), {len(failed)} failed; {nuclei} nuclei in {len(kept)} images; '
-          f'outputs in {args.out}')
+    kept = set(done + skipped)
+    try:
+        nuclei = write_run_files(args.out, [image_name(p) for p in images if p in kept], args,
+                                 inferencer.class_names)
+    except OSError as err:
+        print(f'error: {args.out}/measurements.csv and the other run files not written '
+              f'({err.strerror or err}); the images\' own files are: rerun the command',
+              file=sys.stderr)
+        return 1
+    why = ''.join(f'; {n} redone: {reason}' for reason, n in redone.items())
+    print(f'{len(done)} images done{f" ({why[2:]})" if why else ""}, {len(skipped)} skipped '
+          f'(outputs exist with the same settings; --overwrite redoes them), {len(failed)} '
+          f'failed; {nuclei} nuclei in {len(kept)} images; outputs in {args.out}')
     if failed:
         print('failed: ' + ', '.join(failed), file=sys.stderr)
     return 1 if failed else 0

@@ -29,7 +29,7 @@ from custom_modules.distributed import setup_cpu_distributed, shutdown_distribut
 from custom_modules.inference import is_ensemble, load_weights, predictor_cfg
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a nucleus segmenter')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for an ensemble '
@@ -51,14 +51,14 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args, parser
 
 
-def main():
-    args, parser = parse_args()
+def main(argv=None):
+    args, parser = parse_args(argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
     try:

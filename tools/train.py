@@ -23,7 +23,7 @@ from custom_modules.config_check import check_cfg_options, check_data_paths, loa
 from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a nucleus detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -41,7 +41,7 @@ def parse_args():
                         help='also log to TensorBoard (work_dir/<timestamp>/vis_data): losses, '
                         'validation scores and overlays of the first validation images')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args, parser
@@ -71,8 +71,8 @@ def check_resume(cfg, path: str, auto: bool) -> None:
         raise CheckpointError(f'--resume {err}') from None
 
 
-def main():
-    args, parser = parse_args()
+def main(argv=None):
+    args, parser = parse_args(argv)
     try:
         cfg = load_config(args.config)
         for warning in check_cfg_options(cfg, args.cfg_options):
