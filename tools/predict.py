@@ -10,7 +10,7 @@ recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
 asked, DIR/rois/<name>.zip (ImageJ) and DIR/geojson/<name>.geojson (QuPath).
 For the run: DIR/measurements.csv, DIR/submission.csv, DIR/coco_results.json.
 Images whose outputs exist are skipped (--overwrite redoes them). The model:
-a shipped one (--model NAME, a folder of models/; default nucleiseg_default;
+a shipped one (--model NAME, a folder of models/; default: model_zoo.DEFAULT_MODEL;
 --list-models lists them with their scores) or any config and checkpoint.
 Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments.
