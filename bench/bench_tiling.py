@@ -20,12 +20,12 @@ import time
 
 import cv2
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
 from custom_modules import tiling
+from custom_modules.config_check import load_config
 from custom_modules.image_io import read_image_file, to_model_input
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.inferencer import config_input_mode
@@ -153,7 +153,7 @@ def main():
     parser.add_argument('--keep-freed', action='store_true',
                         help='do not hand freed heap memory back after each tile (baseline)')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # a shipped model's config.py gets its thresholds.json
     if args.overlap is not None:
         cfg.tile = dict(cfg.get('tile', None) or {}, overlap=args.overlap)
     if args.ann_file is not None:

@@ -100,17 +100,23 @@ def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
 def load_config(path: str):
     """``Config.fromfile(path)``, with one line naming the file when it cannot be loaded.
 
+    A shipped model's ``config.py`` gets its ``thresholds.json``, and an
+    ensemble its members named by model (:func:`~custom_modules.model_zoo.prepare_config`).
+
     Raises:
         ValueError: no such file, or a config that does not load (syntax
-            error, missing ``_base_``, ...).
+            error, missing ``_base_``, a bad ``thresholds.json``, ...).
     """
     from mmengine.config import Config
+
+    from .model_zoo import prepare_config
     if not os.path.isfile(path):
         raise ValueError(f'{path}: no such config file')
     try:
-        return Config.fromfile(path)
+        cfg = Config.fromfile(path)
     except Exception as err:  # noqa: BLE001  a config is Python: it can raise anything
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
+    return prepare_config(cfg, path)
 
 
 def dataset_path(dataset: Mapping, path) -> Optional[str]:

@@ -79,8 +79,14 @@ def innermost(model):
 
 
 def load_weights(model, checkpoint: str) -> dict:
-    """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit."""
+    """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit.
+
+    A ``.safetensors`` file (a shipped model's weights) is read without unpickling.
+    """
     net = innermost(model)
+    if checkpoint.endswith('.safetensors'):
+        from .model_zoo import load_safetensors
+        return load_safetensors(net, checkpoint)
     ckpt = check_checkpoint_fits(net, checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v
              for k, v in ckpt.get('state_dict', ckpt).items()}

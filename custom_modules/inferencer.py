@@ -1,48 +1,63 @@
 """Segment nuclei in your own images from Python, like MMDetection's ``DetInferencer``.
 
     from custom_modules.inferencer import NucleusInferencer
-    inferencer = NucleusInferencer()                      # the shipped model
+    inferencer = NucleusInferencer()                      # the default shipped model
+    inferencer = NucleusInferencer('nucleiseg_default')   # a shipped model by name
     inferencer = NucleusInferencer('configs/dsb_mrcnn_cpu.py', 'best.pth', tta=True)
     result = inferencer('cells.tif')[0]
     result['label_map'], result['measurements']
 
-Nothing is downloaded: the model is a local config and checkpoint.
+Nothing is downloaded: the model is a local config and checkpoint, or a shipped
+model's folder (``custom_modules/model_zoo.py``).
 """
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from . import model_zoo
 from .image_io import read_any_image, to_model_input
 from .label_map import LabelMapPrediction
 from .measure import measure_nuclei
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = 'models/nucleiseg_default/config.py'
-DEFAULT_WEIGHTS = 'models/nucleiseg_default/weights.pth'
 DEFAULT_CLASSES = ('nucleus', )
 
 Input = Union[str, np.ndarray]
 
 
-def resolve_model(model: Optional[str], weights: Optional[str]):
-    """The config and checkpoint paths to use (the shipped model when both are None).
+def resolve_model(model: Optional[str], weights: Optional[str]) -> Tuple[str, str]:
+    """The config and weights paths to use.
+
+    Args:
+        model: a shipped model's name (``models/<name>/``), a model folder, or
+            a config path; ``None`` with ``weights`` ``None``: the default model.
+        weights: a checkpoint for the config ``model`` (none for a shipped model).
 
     Raises:
-        FileNotFoundError: a file is missing (for the shipped model, naming both).
-        ValueError: only one of ``model`` and ``weights`` was given.
+        FileNotFoundError: a file is missing (for the default model, naming its folder).
+        ValueError: an unknown model name, or a config without weights (or the reverse).
     """
     if model is None and weights is None:
-        model, weights = (os.path.join(REPO_ROOT, p) for p in (DEFAULT_CONFIG, DEFAULT_WEIGHTS))
-        if not (os.path.isfile(model) and os.path.isfile(weights)):
+        folder = os.path.join(model_zoo.MODELS_DIR, model_zoo.DEFAULT_MODEL)
+        if not model_zoo.is_model_folder(folder):
             raise FileNotFoundError(
-                f'the default model is not installed ({model} and {weights}); '
-                'pass a config and a checkpoint (--config/--checkpoint)')
-        return model, weights
+                f'the default model is not installed ({folder}/ lacks {model_zoo.CONFIG} or '
+                f'{model_zoo.WEIGHTS}); pass a config and a checkpoint (--config/--checkpoint)')
+        model = folder
+    if model is not None and (os.path.isdir(model) or model_zoo.looks_like_name(model)):
+        if weights is not None:
+            raise ValueError(f'{model} is a shipped model and brings its weights: give it '
+                             'alone, or a config with a checkpoint (--config and --checkpoint)')
+        if not os.path.isdir(model):
+            return model_zoo.model_files(model)
+        if not model_zoo.is_model_folder(model):
+            raise ValueError(f'{model}: not a model folder (it needs {model_zoo.CONFIG} and '
+                             f'{model_zoo.WEIGHTS})')
+        return os.path.join(model, model_zoo.CONFIG), os.path.join(model, model_zoo.WEIGHTS)
     if model is None or weights is None:
         raise ValueError('give both a config and a checkpoint (--config and --checkpoint), '
-                         'or neither for the default model')
+                         'a shipped model (--model NAME), or neither for the default model')
     for path in (model, weights):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'{path}: no such file')
@@ -68,8 +83,9 @@ class NucleusInferencer:
     """Predict label maps and measurements for images (paths or arrays).
 
     Args:
-        model: config path; ``None`` (with ``weights`` ``None``): the shipped model.
-        weights: checkpoint path.
+        model: a shipped model's name or folder, or a config path; ``None``
+            (with ``weights`` ``None``): the default shipped model.
+        weights: checkpoint path, for a config path only.
         tta: test-time augmentation (the config's ``tta_model``).
         tile: ``None``: the config's tiling; ``0``: never tile; ``N``: tiles of N.
         device: torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
@@ -81,6 +97,7 @@ class NucleusInferencer:
     def __init__(self, model: Optional[str] = None, weights: Optional[str] = None,
                  tta: bool = False, tile: Optional[int] = None, device: str = 'cpu',
                  diameter: Union[str, float, None] = 'auto') -> None:
+        self.config_path, self.weights_path = resolve_model(model, weights)
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
 
@@ -88,7 +105,6 @@ class NucleusInferencer:
         from .config_check import load_config
         from .inference import load_weights, predictor_cfg
 
-        self.config_path, self.weights_path = resolve_model(model, weights)
         cfg = load_config(self.config_path)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=tile, diameter=diameter))

@@ -148,6 +148,17 @@ def nest(options: Dict[str, object]) -> dict:
     return out
 
 
+def flatten(nested: dict, prefix: str = '') -> Dict[str, object]:
+    """``{'a': {'b': {'c': v}}}`` as ``{'a.b.c': v}`` (the inverse of :func:`nest`)."""
+    out: Dict[str, object] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            out[f'{prefix}{key}'] = value
+    return out
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
     """``extra`` merged into a copy of ``base`` (dicts recursively)."""
     out = dict(base)

@@ -12,7 +12,7 @@ import torch
 from scipy import ndimage
 
 from conftest import REPO
-from custom_modules import inferencer as inferencer_module
+from custom_modules import model_zoo
 from custom_modules.exporters import label_image, nucleus_outlines, read_label_image
 from custom_modules.image_io import ImageReadError, read_any_image
 from custom_modules.inferencer import NucleusInferencer
@@ -170,10 +170,10 @@ def test_bad_arguments_exit_2(tmp_path, capsys, monkeypatch):
     code, _, stderr = run(capsys, tmp_path / 'empty', '--out', tmp_path / 'o')
     assert code == 2 and 'no images found' in stderr
     assert run(capsys, tmp_path / 'nothing*.png', '--out', tmp_path / 'o')[0] == 2
-    monkeypatch.setattr(inferencer_module, 'REPO_ROOT', str(tmp_path))
+    monkeypatch.setattr(model_zoo, 'MODELS_DIR', str(tmp_path / 'models'))  # no shipped model
     assert predict.main([str(tmp_path / 'a.png'), '--out', str(tmp_path / 'o')]) == 2
     stderr = capsys.readouterr().err
-    assert 'config.py' in stderr and 'weights.pth' in stderr and '--checkpoint' in stderr
+    assert 'config.py' in stderr and 'weights.safetensors' in stderr and '--checkpoint' in stderr
     assert predict.main([str(tmp_path / 'a.png'), '--out', str(tmp_path / 'o'), '--config', SMOKE]) == 2
     assert not (tmp_path / 'o').exists()
 

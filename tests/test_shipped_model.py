@@ -1,4 +1,4 @@
-"""The model that ships with the repo finds the sample's nuclei (offline, as a user runs it)."""
+"""Every model that ships with the repo finds the sample's nuclei (offline, as a user runs it)."""
 import glob
 import os.path as osp
 
@@ -6,16 +6,23 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from custom_modules.inferencer import DEFAULT_CONFIG, DEFAULT_WEIGHTS, NucleusInferencer
+from custom_modules import model_zoo
+from custom_modules.inferencer import NucleusInferencer
 from custom_modules.metric import score_label_maps
 
 SAMPLE = osp.join(REPO, 'data', 'sample', 'stage1_train')
-# The shipped model scored 0.3438 on these six images (2026-11-23; README, "The shipped
-# model"). A model run without its normalisation falls below this (checked below).
-MIN_SCORE = 0.30
-
-needs_model = pytest.mark.skipif(not osp.isfile(osp.join(REPO, DEFAULT_WEIGHTS)),
-                                 reason=f'{DEFAULT_WEIGHTS} not in this checkout')
+# Each model must reproduce the sample score its metrics.json records (sample.score) within
+# this. For nucleiseg_default (0.3438, 2026-11-29) the floor is 0.3423, which each wrong
+# variant measured on the six images misses: RGB read as BGR 0.3409, the normalisation's
+# mean/std in the other channel order 0.3379, no normalisation 0.0036, the 'rgb' input mode
+# instead of 'grey_dark' 0.1857; thresholds.json absent (the recipe's 0.5 / 0.5 / 10) 0.3360,
+# or with score_thr 0.5 0.3406, 0.99 0.2229, mask_thr_binary 0.5 0.3353, 0.3 0.3417,
+# min_area 100 0.2798, score and mask swapped (0.45 / 0.9) 0.1850. (min_area 10 scores
+# 0.3493 here: the thresholds were tuned on fold 0, not on these six; test_model_zoo checks
+# that the file's values are the ones the model uses.) The floor is tight on purpose: a
+# different CPU could move it by a nucleus; re-measure and update metrics.json if so.
+SAMPLE_TOLERANCE = 0.0015
+MODELS = model_zoo.list_models()
 
 
 def truths():
@@ -29,24 +36,36 @@ def truths():
     return out
 
 
-@needs_model
-def test_shipped_model_finds_the_samples_nuclei():
-    inferencer = NucleusInferencer()
-    assert inferencer.config_path.endswith(DEFAULT_CONFIG)
+def sample_score(inferencer) -> float:
     scores = []
     for path, truth in truths().items():
         result = inferencer(path)[0]
         assert result['label_map'].shape == truth.shape
         scores.append(score_label_maps(truth, result['label_map']).mean())
-    assert np.mean(scores) >= MIN_SCORE, scores
+    return float(np.mean(scores))
 
 
-@needs_model
+def test_the_default_model_ships():
+    assert model_zoo.DEFAULT_MODEL in MODELS, f'no {model_zoo.DEFAULT_MODEL} in {MODELS}'
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_every_shipped_model_scores_the_sample(name):
+    recorded = (model_zoo.read_metrics(osp.join(model_zoo.MODELS_DIR, name)).get('sample', None)
+                or {}).get('score', None)
+    assert recorded is not None, f'models/{name}/metrics.json: no sample.score recorded'
+    inferencer = NucleusInferencer(name)
+    assert inferencer.weights_path.endswith(model_zoo.WEIGHTS)
+    score = sample_score(inferencer)
+    assert score >= recorded - SAMPLE_TOLERANCE, (name, score, recorded)
+
+
+@pytest.mark.skipif(model_zoo.DEFAULT_MODEL not in MODELS, reason='no default model')
 def test_a_wrong_normalisation_would_fail_the_check():
     from custom_modules.inference import innermost
     inferencer = NucleusInferencer()
     preprocessor = innermost(inferencer.predictor).data_preprocessor
     preprocessor.mean.zero_()  # raw 0..255 pixels: a pipeline that forgot to normalise
     preprocessor.std.fill_(1.0)
-    scores = [score_label_maps(t, inferencer(p)[0]['label_map']).mean() for p, t in truths().items()]
-    assert np.mean(scores) < MIN_SCORE, scores
+    recorded = model_zoo.read_metrics(osp.join(model_zoo.MODELS_DIR, model_zoo.DEFAULT_MODEL))
+    assert sample_score(inferencer) < recorded['sample']['score'] - SAMPLE_TOLERANCE

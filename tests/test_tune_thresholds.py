@@ -14,6 +14,7 @@ import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
 from custom_modules.instances import SoftInstances, instances_to_prediction
 from custom_modules.inference import load_weights, predictor_cfg
+from custom_modules.model_zoo import read_thresholds
 from custom_modules.tuning import Scorer, capture, coordinate_descent, model_settings, tta_spec
 
 MRCNN = f'{REPO}/configs/dsb_mrcnn_smoke.py'
@@ -141,6 +142,12 @@ def labelled(tmp_path_factory):
     return root, src, checkpoints
 
 
+def config_value(cfg: dict, key: str):
+    for part in key.split('.'):
+        cfg = cfg[part]
+    return cfg
+
+
 def data_options(root, src, loaders=('val', 'test'), ann='ann/val_fold0.json'):
     return [f'{loader}_dataloader.dataset.{key}={value}' for loader in loaders
             for key, value in (('ann_file', f'{root}/{ann}'), ('data_prefix.img', f'{src}/'))]
@@ -149,12 +156,18 @@ def data_options(root, src, loaders=('val', 'test'), ann='ann/val_fold0.json'):
 def tuned_and_tested(root, src, config, checkpoint, *extra):
     """Tune (printing the winner's score), then test the tuned config: both scores."""
     out = root / f'{config.split("/")[-1][:-3]}_tuned.py'
+    thresholds = root / f'{config.split("/")[-1][:-3]}_thresholds.json'
     proc = run_tool('tools/tune_thresholds.py', config, checkpoint, '--out-config', str(out),
-                    *extra, '--cfg-options', *data_options(root, src, ('val', )))
+                    '--out-thresholds', str(thresholds), *extra,
+                    '--cfg-options', *data_options(root, src, ('val', )))
     tuned = float(re.search(r'tuned score: ([0-9.]+)', proc.stdout).group(1))
     base = float(re.search(r"config's own settings: ([0-9.]+)", proc.stdout).group(1))
     text = out.read_text()
     assert '_base_ = ' in text and f'{root}/ann/val_fold0.json' in text  # says what it tuned on
+    # thresholds.json holds the same winners, under the config keys the tuned config sets
+    tuned_cfg = Config.fromfile(str(out)).to_dict()
+    settings = read_thresholds(str(thresholds))
+    assert settings and all(config_value(tuned_cfg, k) == v for k, v in settings.items())
     test = run_tool('tools/test.py', str(out), checkpoint, '--work-dir', str(root / 'work'),
                     '--diameter', 'none',  # the tuner scores the images as they are
                     '--cfg-options', *data_options(root, src, ('test', )))

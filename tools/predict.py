@@ -1,7 +1,9 @@
 """Segment the nuclei of your own images: label images, overlays, measurements.
 
-    python tools/predict.py IMAGES... --out DIR [--config C --checkpoint K] [--tta]
-        [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission] [--coco-json] [--imagej-roi] [--geojson]
+    python tools/predict.py IMAGES... --out DIR [--model NAME | --config C --checkpoint K]
+        [--tta] [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission]
+        [--coco-json] [--imagej-roi] [--geojson]
+    python tools/predict.py --list-models
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
 recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
@@ -10,9 +12,11 @@ asked, DIR/rois/<name>.zip (ImageJ) and DIR/geojson/<name>.geojson (QuPath).
 For the run: DIR/measurements.csv, DIR/submission.csv, DIR/coco_results.json.
 DIR/run_settings/<name>.json records the model and options that made an
 image's files: images whose outputs exist with the same settings are skipped
-(--overwrite redoes them), the others are redone. Exit code 0, 1 when an
-image failed (the others are still done), 2 for bad arguments (every output
-path and option is checked before the model is built).
+(--overwrite redoes them), the others are redone. The model: a shipped one
+(--model NAME, a folder of models/; default: model_zoo.DEFAULT_MODEL;
+--list-models lists them with their scores) or any config and checkpoint.
+Exit code 0, 1 when an image failed (the others are still done), 2 for bad
+arguments (every output path and option is checked before the model is built).
 """
 import argparse
 import glob
@@ -31,6 +35,7 @@ from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts
                                       read_saved_prediction, roi_zip, submission_csv)
 from custom_modules.image_io import IMAGE_EXTENSIONS, ImageReadError, image_name, read_any_image
 from custom_modules.label_map import LabelMapPrediction
+from custom_modules.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
 from custom_modules.run_settings import (make_settings, settings_change, settings_path,
                                          settings_text)
 
@@ -42,11 +47,16 @@ RESULT_OPTIONS = ('page', 'tta', 'tile', 'diameter')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Segment nuclei in your own images')
-    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+    parser.add_argument('inputs', nargs='*', metavar='INPUT',
                         help='image files, folders or globs')
-    parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--config', help='model config (default: the shipped model)')
-    parser.add_argument('--checkpoint', help='model weights (default: the shipped model)')
+    parser.add_argument('--out', help='output folder')
+    parser.add_argument('--model', help=f'a shipped model (a folder of models/; default '
+                        f'{DEFAULT_MODEL}; --list-models lists them)')
+    parser.add_argument('--list-models', action='store_true',
+                        help='list the shipped models with their scores and sizes, and exit')
+    parser.add_argument('--config', help='model config (with --checkpoint; default: the '
+                        'default shipped model)')
+    parser.add_argument('--checkpoint', help='model weights for --config')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's tta_views)")
     parser.add_argument('--tile', type=int, help='tile images larger than N x N (0: never)')
@@ -60,7 +70,12 @@ def parse_args(argv=None):
     parser.add_argument('--imagej-roi', action='store_true', help='write DIR/rois/<name>.zip')
     parser.add_argument('--geojson', action='store_true', help='write DIR/geojson/<name>.geojson')
     parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.model and (args.config or args.checkpoint):
+        parser.error('--model or --config/--checkpoint, not both')
+    if not args.list_models and not (args.inputs and args.out):
+        parser.error('give INPUT... and --out DIR (or --list-models)')
+    return args
 
 
 def find_images(inputs):
@@ -171,8 +186,18 @@ def write_run_files(out, names, args, class_names):
 def main(argv=None, inferencer=None):
     """Run the tool; ``inferencer`` replaces the --config/--checkpoint model (tests)."""
     args = parse_args(argv)
+    if args.list_models:
+        try:
+            print(models_table())
+        except ModelZooError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
+        return 0
     try:
         diameter = parse_diameter(args.diameter)
+        if inferencer is None:  # an unknown model name first: one line, before any image
+            from custom_modules.inferencer import resolve_model
+            resolve_model(args.model or args.config, args.checkpoint)
         check_outputs(args)
         check_device(args.device)
         images = find_images(args.inputs)
@@ -181,8 +206,8 @@ def main(argv=None, inferencer=None):
                              f'(extensions {" ".join(IMAGE_EXTENSIONS)})')
         if inferencer is None:
             from custom_modules.inferencer import NucleusInferencer
-            inferencer = NucleusInferencer(args.config, args.checkpoint, args.tta, args.tile,
-                                           args.device, diameter)
+            inferencer = NucleusInferencer(args.model or args.config, args.checkpoint, args.tta,
+                                           args.tile, args.device, diameter)
         settings = run_settings(args, inferencer)
     except (ValueError, KeyError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)

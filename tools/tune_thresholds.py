@@ -1,7 +1,7 @@
 """Tune post-processing thresholds on the validation set from one run of the model.
 
     python tools/tune_thresholds.py CONFIG CHECKPOINT [--tta] [--out-config PATH]
-        [--raw-cache FILE.pkl] [--raw-score-thr T] [--grid KEY=V1,V2,...] [--rounds N]
+        [--out-thresholds thresholds.json] [--raw-cache FILE.pkl] [--raw-score-thr T] [--grid KEY=V1,V2,...] [--rounds N]
         [--float32] [--cfg-options KEY=VALUE ...]
 
 The model predicts the config's val_dataloader (fold ``fold``) once; its raw
@@ -11,7 +11,9 @@ Mask R-CNN score and mask thresholds per class, max_per_img; U-Net nucleus,
 marker (and edge) thresholds; min_area, dilation, and with --tta the vote
 threshold. It prints what it tried, and writes a config that inherits CONFIG
 with the winners: ``tools/test.py TUNED CHECKPOINT [--tta]`` scores what this
-tool printed (a score on the tuning split itself is optimistic). A set without
+tool printed (a score on the tuning split itself is optimistic). With
+--out-thresholds it also writes the winners as a model folder's thresholds.json
+(``tools/publish_model.py --thresholds``; custom_modules/model_zoo.py). A set without
 ground truth (an images-only JSON, a test set) is refused. See
 custom_modules/tuning.py.
 """
@@ -22,17 +24,19 @@ import sys
 import numpy as np
 from mmengine.config import DictAction
 
-from custom_modules.atomic import check_can_write
+from custom_modules.atomic import check_can_write, write_atomic
 from custom_modules.checkpoint import CheckpointError
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
 from custom_modules.inference import innermost, is_ensemble, load_weights, predictor_cfg
+from custom_modules.model_zoo import thresholds_json
 from custom_modules.tuning import (CACHE_VERSION, Scorer, capture, coordinate_descent,
                                    model_family, model_settings, trials_table, tta_spec)
-from custom_modules.tuning_io import (load_cache, metric_filter, parse_grids, save_cache,
-                                      source_of, validation_split, write_tuned_config)
+from custom_modules.tuning_io import (flatten, load_cache, metric_filter, overrides,
+                                      parse_grids, save_cache, source_of, validation_split,
+                                      write_tuned_config)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Tune post-processing thresholds on the '
                                      'validation set')
     parser.add_argument('config', help='the model config (its val_dataloader is tuned on)')
@@ -40,6 +44,8 @@ def parse_args():
     parser.add_argument('--tta', action='store_true', help="tune the config's tta_model")
     parser.add_argument('--out-config', help='tuned config to write (default: '
                         'work_dirs/<config>/<config>_tuned.py)')
+    parser.add_argument('--out-thresholds', help="the winners as a model folder's "
+                        'thresholds.json (tools/publish_model.py --thresholds)')
     parser.add_argument('--raw-cache', help='.pkl of the raw predictions: read when it exists '
                         '(same config, checkpoint, --tta and data), else written')
     parser.add_argument('--raw-score-thr', type=float, help='cache Mask R-CNN detections '
@@ -52,7 +58,7 @@ def parse_args():
                         'float32, not float16 (twice the memory; bit-exact decoding)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. val_dataloader.dataset.ann_file=...')
-    return parser.parse_args(), parser
+    return parser.parse_args(argv), parser
 
 
 def setup(args, parser):
@@ -75,7 +81,10 @@ def setup(args, parser):
             cfg.get('work_dir', None) or osp.join('work_dirs', name), f'{name}_tuned.py')
         if not args.out_config.endswith('.py'):
             raise ValueError(f'--out-config {args.out_config}: a config is a .py file')
-        check_can_write([args.out_config] + ([args.raw_cache] if args.raw_cache else []))
+        if args.out_thresholds and not args.out_thresholds.endswith('.json'):
+            raise ValueError(f'--out-thresholds {args.out_thresholds}: a .json file')
+        check_can_write([args.out_config] + [p for p in (args.raw_cache, args.out_thresholds)
+                                             if p])
         from mmdet.registry import MODELS
         from mmengine.registry import init_default_scope
         init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -114,8 +123,8 @@ def raw_predictions(args, parser, cfg, model, split, grids, start):
     return cache
 
 
-def main():
-    args, parser = parse_args()
+def main(argv=None):
+    args, parser = parse_args(argv)
     cfg, model, split = setup(args, parser)
     family, tta, start = model_family(model), tta_spec(model), model_settings(model)
     try:
@@ -162,6 +171,12 @@ def main():
     check_written(args, best)
     print(f'tuned config written to {args.out_config}: tools/test.py {args.out_config} '
           f"{args.checkpoint}{' --tta' if tta else ''}")
+    if args.out_thresholds:
+        write_atomic(args.out_thresholds, thresholds_json(
+            flatten(overrides(family, best, tta)),
+            f'{where} ({n} images), TTA {"on" if tta else "off"}: {best_score:.4f} '
+            f"(the config's own settings {base_score:.4f}); tools/tune_thresholds.py"))
+        print(f'thresholds written to {args.out_thresholds}')
     return 0
 
 
