@@ -73,7 +73,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.model and (args.config or args.checkpoint):
         parser.error('--model or --config/--checkpoint, not both')
-    if not args.list_models and not (args.inputs and args.out):
+    if not args.list_models and not (args.inputs and args.out is not None):
         parser.error('give INPUT... and --out DIR (or --list-models)')
     return args
 
