@@ -69,10 +69,14 @@ def innermost(model):
     return model
 
 
-def load_weights(model, checkpoint: str) -> dict:
-    """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit."""
+def load_weights(model, checkpoint: str, trust: Optional[bool] = None) -> dict:
+    """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit.
+
+    ``trust``: allow any pickled object (``None``: the process's setting, see
+    :func:`~custom_modules.checkpoint.trust_pickled_code`).
+    """
     net = innermost(model)
-    ckpt = check_checkpoint_fits(net, checkpoint)
+    ckpt = check_checkpoint_fits(net, checkpoint, trust=trust)
     state = {k[len('module.'):] if k.startswith('module.') else k: v
              for k, v in ckpt.get('state_dict', ckpt).items()}
     net.load_state_dict(state, strict=True)

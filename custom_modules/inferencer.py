@@ -73,10 +73,13 @@ class NucleusInferencer:
         tta: test-time augmentation (the config's ``tta_model``).
         tile: ``None``: the config's tiling; ``0``: never tile; ``N``: tiles of N.
         device: torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
+        trust_pickle: load a checkpoint that pickles more than data (its
+            unpickling can run code); only for files you trust.
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[str] = None,
-                 tta: bool = False, tile: Optional[int] = None, device: str = 'cpu') -> None:
+                 tta: bool = False, tile: Optional[int] = None, device: str = 'cpu',
+                 trust_pickle: bool = False) -> None:
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
 
@@ -88,7 +91,7 @@ class NucleusInferencer:
         cfg = load_config(self.config_path)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=tile))
-        load_weights(net, self.weights_path)
+        load_weights(net, self.weights_path, trust=trust_pickle)
         self._setup(net.to(device).eval(), config_input_mode(cfg), config_class_names(cfg))
 
     @classmethod

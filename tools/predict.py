@@ -2,6 +2,7 @@
 
     python tools/predict.py IMAGES... --out DIR [--config C --checkpoint K] [--tta]
         [--tile N] [--page P] [--submission] [--coco-json] [--imagej-roi] [--geojson]
+        [--trust-pickle]
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
 recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
@@ -44,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--imagej-roi', action='store_true', help='write DIR/rois/<name>.zip')
     parser.add_argument('--geojson', action='store_true', help='write DIR/geojson/<name>.geojson')
     parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='load a checkpoint that pickles more than tensors and data '
+                        '(unpickling it can run code: only for files you trust)')
     return parser.parse_args(argv)
 
 
@@ -132,7 +136,7 @@ def main(argv=None, inferencer=None):
         if inferencer is None:
             from custom_modules.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.config, args.checkpoint, args.tta, args.tile,
-                                           args.device)
+                                           args.device, trust_pickle=args.trust_pickle)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
