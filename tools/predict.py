@@ -2,7 +2,7 @@
 
     python tools/predict.py IMAGES... --out DIR [--config C --checkpoint K] [--tta]
         [--tile N] [--page P] [--submission] [--coco-json] [--imagej-roi] [--geojson]
-        [--trust-pickle]
+        [--max-pixels N] [--trust-pickle]
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
 recursive) or globs. Per image: DIR/labels/<name>.png (16-bit; .tif above
@@ -24,7 +24,8 @@ from custom_modules.atomic import write_all_or_nothing
 from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
                                       measurements_csv, nucleus_outlines, overlay_png,
                                       read_saved_prediction, roi_zip, submission_csv)
-from custom_modules.image_io import IMAGE_EXTENSIONS, ImageReadError, image_name, read_any_image
+from custom_modules.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
+                                     image_name, read_any_image)
 from custom_modules.label_map import LabelMapPrediction
 
 
@@ -45,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument('--imagej-roi', action='store_true', help='write DIR/rois/<name>.zip')
     parser.add_argument('--geojson', action='store_true', help='write DIR/geojson/<name>.geojson')
     parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='refuse larger images, from their header before decoding (memory: '
+                        f'~16 bytes per pixel; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
     parser.add_argument('--trust-pickle', action='store_true',
                         help='load a checkpoint that pickles more than tensors and data '
                         '(unpickling it can run code: only for files you trust)')
@@ -87,7 +91,7 @@ def outputs(out, name, args):
 
 def segment(inferencer, path, out, args):
     """Predict one image and write all its files, or none."""
-    name, image = image_name(path), read_any_image(path, args.page)
+    name, image = image_name(path), read_any_image(path, args.page, args.max_pixels)
     result = inferencer.predict(image, path)
     pred = LabelMapPrediction(result['label_map'], result['scores'], result['classes'])
     paths, (ext, data) = outputs(out, name, args), label_image(pred.label_map)
@@ -127,6 +131,8 @@ def main(argv=None, inferencer=None):
     """Run the tool; ``inferencer`` replaces the --config/--checkpoint model (tests)."""
     args = parse_args(argv)
     try:
+        if args.max_pixels < 0:
+            raise ValueError(f'--max-pixels {args.max_pixels}: must be >= 0 (0: no limit)')
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f'--out {args.out} is an existing file, not a folder')
         images = find_images(args.inputs)
@@ -136,7 +142,8 @@ def main(argv=None, inferencer=None):
         if inferencer is None:
             from custom_modules.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.config, args.checkpoint, args.tta, args.tile,
-                                           args.device, trust_pickle=args.trust_pickle)
+                                           args.device, max_pixels=args.max_pixels,
+                                           trust_pickle=args.trust_pickle)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
