@@ -2,10 +2,12 @@
 
 Three of mmengine 0.10.7's loaders are re-registered here, and only here:
 
-* local files: torch 2.6 made ``torch.load`` default to ``weights_only=True``
-  and mmengine does not pass the argument, so resuming a checkpoint it wrote
-  (which pickles its message hub, numpy arrays and config) fails. We load
-  with ``weights_only=False``: checkpoints are code, load only those you trust.
+* local files: loaded with ``torch.load(weights_only=True)``, allowing
+  besides tensors only the few types mmengine pickles into its checkpoints
+  (:data:`MMENGINE_TYPES`: its message hub's history buffers, numpy arrays
+  and scalars). A checkpoint that names anything else could run code when
+  loaded: it is refused with one line naming the file and the type, unless
+  :func:`trust_pickled_code` (the tools' ``--trust-pickle``) allows it.
 * ``torchvision://NAME`` (the ImageNet initialisation of MMDetection's
   ResNets): mmengine imports torchvision to look the URL up, and torchvision's
   registry wheels cannot load beside the CPU torch. Where torchvision cannot
@@ -16,11 +18,15 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
 :func:`load_checkpoint_file` and :func:`check_checkpoint_fits` turn a truncated
 file or a checkpoint of another model into one line naming the file.
 """
+import importlib
 import json
 import os.path as osp
+import pickle
 import re
+from typing import Optional
 
 import mmengine
+import numpy as np
 import torch
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -34,18 +40,99 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded or does not fit a model; the message names it."""
 
 
-def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Load a local checkpoint (trusted: arbitrary pickled objects are allowed).
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint that pickles more than data (loading it could run code)."""
+
+
+_TRUST = {'pickle': False}  # the process's policy: the tools' --trust-pickle
+
+
+def trust_pickled_code(trust: bool) -> None:
+    """Allow (``True``) any pickled object in checkpoints loaded from now on, or refuse them.
+
+    Loading such a checkpoint runs whatever code it names: only for files you trust.
+    """
+    _TRUST['pickle'] = bool(trust)
+
+
+HISTORY_STATISTICS = ('min', 'max', 'mean', 'current')
+
+
+def history_buffer_method(owner, name: str):
+    """``getattr`` as mmengine's pickled ``HistoryBuffer`` needs it, and nothing more.
+
+    A ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'min')``; a free ``getattr`` would let a pickle
+    reach any function, so this one answers those four names only.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is not HistoryBuffer or name not in HISTORY_STATISTICS:
+        raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr of '
+                                     f'{getattr(owner, "__name__", type(owner).__name__)}.{name}')
+    return getattr(HistoryBuffer, name)
+
+
+def mmengine_types() -> list:
+    """What mmengine 0.10's checkpoints pickle besides tensors (found by loading one
+    written by ``tools/train.py`` with ``weights_only=True`` and reading the errors):
+    the message hub's ``HistoryBuffer`` (and its statistics methods), numpy arrays,
+    dtypes and scalars."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    multiarray = importlib.import_module('numpy._core.multiarray' if np.__version__ >= '2'
+                                         else 'numpy.core.multiarray')
+    return [HistoryBuffer, (history_buffer_method, 'builtins.getattr'), np.ndarray, np.dtype,
+            multiarray._reconstruct, multiarray.scalar,
+            *{type(np.dtype(c)) for c in '?bhilqBHILQefdgFDG'}]
+
+
+def _torch_load(path: str, map_location, trust: bool) -> dict:
+    """``torch.load`` of data only (the types of :func:`mmengine_types`), unless ``trust``."""
+    if trust:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(mmengine_types()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        what = refused_global(str(err))
+        if what is None:  # not a refused type: garbage, reported as such by the caller
+            raise
+        raise UnsafeCheckpointError(
+            f'{path}: refusing to load {what} from this checkpoint (unpickling it could run '
+            'code; checkpoints of this project hold tensors, numbers and mmengine\'s logs '
+            'only); pass --trust-pickle if you trust this file') from None
+
+
+def refused_global(message: str) -> Optional[str]:
+    """The type or function that ``torch.load(weights_only=True)`` refused, from its error."""
+    for pattern in (r'GLOBAL ([\w.]+)', r"got <class '([\w.]+)'>",
+                    r'unrecognized function (\S+)'):
+        found = re.search(pattern, message)
+        if found:
+            return found.group(1)
+    return None
+
+
+def load_checkpoint_file(path: str, map_location='cpu', trust: Optional[bool] = None) -> dict:
+    """Load a local checkpoint: tensors and the data types mmengine saves.
+
+    Args:
+        path: the checkpoint.
+        map_location: as ``torch.load``'s.
+        trust: allow any pickled object (runs the code a file names);
+            ``None``: the process's setting (:func:`trust_pickled_code`).
 
     Raises:
         FileNotFoundError: no such file.
+        UnsafeCheckpointError: it pickles another type (named), and not ``trust``.
         CheckpointError: truncated, or not a checkpoint.
     """
     path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} can not be found.')
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = _torch_load(path, map_location, _TRUST['pickle'] if trust is None else trust)
+    except UnsafeCheckpointError:
+        raise
     except Exception as err:  # noqa: BLE001  unpickling garbage can raise anything
         raise CheckpointError(f'{path}: not a loadable checkpoint (truncated?): '
                               f'{type(err).__name__}: {err}') from err
@@ -55,11 +142,12 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     return ckpt
 
 
-def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3) -> dict:
+def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3,
+                          trust: Optional[bool] = None) -> dict:
     """Load ``path`` and check that its weights fit ``model`` key by key and shape by shape.
 
     A leading ``module.`` (a wrapped model's checkpoint) is ignored, as
-    mmengine does when loading.
+    mmengine does when loading. ``trust``: as :func:`load_checkpoint_file`'s.
 
     Returns:
         The loaded checkpoint.
@@ -68,7 +156,7 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3) 
         CheckpointError: naming the file and how many keys are missing,
             unexpected or mis-shaped, with a few of each.
     """
-    ckpt = load_checkpoint_file(path)
+    ckpt = load_checkpoint_file(path, trust=trust)
     check_state_fits(model, ckpt, path, examples)
     return ckpt
 
@@ -102,7 +190,7 @@ def _shape(value) -> tuple:
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_trusted_local(filename: str, map_location=None):
-    """mmengine's local loader, allowing the pickled objects mmengine saves."""
+    """mmengine's local loader (resume, ``load_from``): data only, unless trusted."""
     return load_checkpoint_file(filename, map_location=map_location)
 
 

@@ -83,7 +83,9 @@ def overlay_png(image: np.ndarray, pred: LabelMapPrediction) -> bytes:
 
     One colour per nucleus; one per class when the image has several classes.
     """
-    canvas = to_model_input(image, 'rgb').copy()
+    canvas = to_model_input(image, 'rgb')
+    if np.shares_memory(canvas, image):  # an 8-bit BGR image comes back as it is
+        canvas = canvas.copy()
     label_map = np.asarray(pred.label_map)
     classes = np.asarray(pred.classes, np.int64)
     if len(np.unique(classes)) > 1:

@@ -78,16 +78,18 @@ def innermost(model):
     return model
 
 
-def load_weights(model, checkpoint: str) -> dict:
+def load_weights(model, checkpoint: str, trust: Optional[bool] = None) -> dict:
     """Load ``checkpoint`` into the network inside ``model``, refusing one that does not fit.
 
     A ``.safetensors`` file (a shipped model's weights) is read without unpickling.
+    ``trust``: allow any pickled object in a ``.pth`` (``None``: the process's setting,
+    see :func:`~custom_modules.checkpoint.trust_pickled_code`).
     """
     net = innermost(model)
     if checkpoint.endswith('.safetensors'):
         from .model_zoo import load_safetensors
         return load_safetensors(net, checkpoint)
-    ckpt = check_checkpoint_fits(net, checkpoint)
+    ckpt = check_checkpoint_fits(net, checkpoint, trust=trust)
     state = {k[len('module.'):] if k.startswith('module.') else k: v
              for k, v in ckpt.get('state_dict', ckpt).items()}
     net.load_state_dict(state, strict=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import model_zoo
-from .image_io import read_any_image, to_model_input
+from .image_io import DEFAULT_MAX_PIXELS, check_pixels, read_any_image, to_model_input
 from .label_map import LabelMapPrediction
 from .measure import measure_nuclei
 
@@ -92,11 +92,17 @@ class NucleusInferencer:
         diameter: ``'auto'`` (default): estimate each image's nucleus diameter
             and rescale it to the size the model was trained at; a number: the
             nuclei's diameter in pixels; ``None``: predict images as they are.
+        max_pixels: refuse larger images (from the file header, before
+            decoding); ``None`` or 0: no budget.
+        trust_pickle: load a checkpoint that pickles more than data (its
+            unpickling can run code); only for files you trust.
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[str] = None,
                  tta: bool = False, tile: Optional[int] = None, device: str = 'cpu',
-                 diameter: Union[str, float, None] = 'auto') -> None:
+                 diameter: Union[str, float, None] = 'auto',
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                 trust_pickle: bool = False) -> None:
         self.config_path, self.weights_path = resolve_model(model, weights)
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
@@ -108,28 +114,33 @@ class NucleusInferencer:
         cfg = load_config(self.config_path)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=tile, diameter=diameter))
-        load_weights(net, self.weights_path)
-        self._setup(net.to(device).eval(), config_input_mode(cfg), config_class_names(cfg))
+        load_weights(net, self.weights_path, trust=trust_pickle)
+        self._setup(net.to(device).eval(), config_input_mode(cfg), config_class_names(cfg),
+                    max_pixels)
 
     @classmethod
     def from_predictor(cls, predictor, input_mode: str = 'rgb',
-                       class_names: Sequence[str] = DEFAULT_CLASSES) -> 'NucleusInferencer':
+                       class_names: Sequence[str] = DEFAULT_CLASSES,
+                       max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> 'NucleusInferencer':
         """Wrap any object with ``predict_label_map(img) -> LabelMapPrediction``.
 
         Args:
             predictor: e.g. a model built from :func:`~custom_modules.inference.predictor_cfg`.
             input_mode: how images are turned into its input (``image_io.INPUT_MODES``).
             class_names: names of its class indices.
+            max_pixels: the pixel budget, as in the constructor.
         """
         self = cls.__new__(cls)
         self.config_path = self.weights_path = None
-        self._setup(predictor, input_mode, class_names)
+        self._setup(predictor, input_mode, class_names, max_pixels)
         return self
 
-    def _setup(self, predictor, input_mode: str, class_names: Sequence[str]) -> None:
+    def _setup(self, predictor, input_mode: str, class_names: Sequence[str],
+               max_pixels: Optional[int]) -> None:
         self.predictor = predictor
         self.input_mode = input_mode
         self.class_names = tuple(class_names)
+        self.max_pixels = max_pixels
 
     def predict(self, image: np.ndarray, image_path: Optional[str] = None) -> Dict:
         """One decoded image (as :func:`~custom_modules.image_io.read_any_image` gives it).
@@ -140,6 +151,8 @@ class NucleusInferencer:
             ``diameter`` (the nuclei's estimated or given diameter in pixels;
             NaN when not rescaling or none were found).
         """
+        height, width = image.shape[:2]
+        check_pixels(image_path or 'image', f'{width} x {height}', height * width, self.max_pixels)
         with torch.no_grad():
             pred = self.predictor.predict_label_map(to_model_input(image, self.input_mode))
         pred = LabelMapPrediction(np.asarray(pred.label_map, np.int32), np.asarray(pred.scores),
@@ -173,5 +186,6 @@ class NucleusInferencer:
             if isinstance(item, np.ndarray):
                 results.append(self.predict(item))
             else:
-                results.append(self.predict(read_any_image(os.fspath(item), page), os.fspath(item)))
+                path = os.fspath(item)
+                results.append(self.predict(read_any_image(path, page, self.max_pixels), path))
         return results

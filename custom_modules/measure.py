@@ -30,8 +30,12 @@ def grey_intensity(img: np.ndarray) -> np.ndarray:
     Grey images are returned as float64 unchanged; alpha is ignored.
     """
     img = np.asarray(img)
-    if img.ndim == 3 and img.shape[2] >= 3:
-        return img[:, :, :3].astype(np.float64) @ np.array([0.114, 0.587, 0.299])
+    if img.ndim == 3 and img.shape[2] >= 3:  # strips of rows: no float64 copy of all channels
+        out, weights = np.empty(img.shape[:2]), np.array([0.114, 0.587, 0.299])
+        rows = max(1, (1 << 20) // max(1, img.shape[1]))
+        for y in range(0, img.shape[0], rows):
+            out[y:y + rows] = img[y:y + rows, :, :3].astype(np.float64) @ weights
+        return out
     if img.ndim == 3:
         img = img[:, :, 0]
     return img.astype(np.float64)

@@ -36,7 +36,11 @@ from scipy import ndimage
 
 from .label_map import LabelMapPrediction
 from .postprocess import relabel
+from .tile_grid import core_bounds, core_holds, padded, tile_ends, tile_shape, tile_starts
 from .tta import predict_batch
+
+__all__ = ['NucleusTiledModel', 'predict_tiled', 'core_bounds', 'tile_ends', 'tile_starts',
+           'tile_shape']
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,34 +65,6 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> List[int]:
-    """Evenly spread tile starts covering ``length``, overlapping >= ``overlap``.
-
-    Starts are multiples of ``align`` (the network's deepest stride), so a
-    tile's feature grid is the whole image's; the last tile then runs to
-    ``length`` and may be up to ``align - 1`` px longer than ``tile``.
-    """
-    if tile <= overlap:
-        raise ValueError(f'tile size {tile} must exceed the overlap {overlap}')
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap - (align - 1))  # snapping down shrinks an overlap < align
-    n = int(np.ceil((length - tile) / step)) + 1
-    return sorted({round(k * (length - tile) / (n - 1)) // align * align for k in range(n)})
-
-
-def tile_ends(starts: List[int], tile: int, length: int) -> List[int]:
-    """Where each tile ends along one axis (the last one at ``length``)."""
-    return [min(s + tile, length) for s in starts[:-1]] + [length]
-
-
-def core_bounds(starts: List[int], tile: int, length: int) -> List[Tuple[int, int]]:
-    """Each tile's core along one axis: cut at the middle of each overlap."""
-    ends = tile_ends(starts, tile, length)
-    cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [length]
-    return list(zip(cuts[:-1], cuts[1:]))
-
-
 class Piece(NamedTuple):
     """One nucleus as one tile saw it (global coordinates)."""
     y0: int
@@ -99,11 +75,6 @@ class Piece(NamedTuple):
     tile: int
     cut: bool
     in_core: bool
-
-
-def core_holds(core, cy: float, cx: float) -> bool:
-    """Whether the point ``(cy, cx)`` lies in ``core = (y0, y1, x0, x1)``."""
-    return core[0] <= cy < core[1] and core[2] <= cx < core[3]
 
 
 def tile_pieces(pred: LabelMapPrediction, tile_id: int, origin, image_shape, core) -> List[Piece]:
@@ -226,16 +197,18 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
     Args:
         predict: any label-map predictor of one image array.
         img: the whole image.
-        tile: tile side in pixels.
+        tile: tile side in pixels (an image thinner than a tile is cut in
+            strips of its thickness: ``tile_shape``).
         overlap: least overlap of neighbouring tiles; nuclei up to about this
             size come whole from one tile, larger ones from the union of pieces.
         min_area: nuclei smaller than this after pasting go.
         align: tile starts are multiples of this (see ``tile_starts``).
     """
     h, w = img.shape[:2]
-    ys, xs = tile_starts(h, tile, overlap, align), tile_starts(w, tile, overlap, align)
-    yends, xends = tile_ends(ys, tile, h), tile_ends(xs, tile, w)
-    ycores, xcores = core_bounds(ys, tile, h), core_bounds(xs, tile, w)
+    th, tw = tile_shape(h, w, tile, align)
+    ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
+    yends, xends = tile_ends(ys, th, h), tile_ends(xs, tw, w)
+    ycores, xcores = core_bounds(ys, th, h), core_bounds(xs, tw, w)
     pieces, rects, cores = [], [], []
     for iy, ty in enumerate(ys):
         for ix, tx in enumerate(xs):
@@ -275,7 +248,9 @@ class NucleusTiledModel(BaseTTAModel):
         overlap: least overlap of neighbouring tiles, in pixels; nuclei up to
             this size come whole from one tile.
         tile_above: images whose longer side exceeds this are tiled, smaller
-            ones predicted whole (0: tile every image larger than a tile).
+            ones predicted whole (0: tile every image larger than a tile);
+            a thin strip no larger than a tile (once padded to ``align``)
+            is predicted whole too.
         min_area: nuclei smaller than this after joining the tiles go.
         align: tile starts are multiples of this: the wrapped network's
             deepest stride (its ``pad_size_divisor``), so that a tile's
@@ -297,11 +272,14 @@ class NucleusTiledModel(BaseTTAModel):
         self.align = align
 
     def tiles(self, img: np.ndarray) -> bool:
-        """Whether ``img`` is predicted by tiles (else whole, by the wrapped model)."""
-        return max(img.shape[:2]) > max(self.tile_above, self.tile_size)
+        """Whether ``img`` is predicted by tiles: above ``tile_above`` and (padded) larger
+        than a tile's area (a thin strip is predicted whole; else by tiles)."""
+        h, w = img.shape[:2]
+        return (max(h, w) > max(self.tile_above, self.tile_size)
+                and padded(h, self.align) * padded(w, self.align) > self.tile_size ** 2)
 
     def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
-        """Whole below ``tile_above``, by tiles above it."""
+        """Whole below ``tile_above`` or when (padded) no larger than a tile, else by tiles."""
         if not self.tiles(img):
             return self.module.predict_label_map(img)
         return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,

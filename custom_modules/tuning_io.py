@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .atomic import write_atomic
 from .config_check import dataset_path
+from .safe_pickle import load_pickle
 from .tuning import CACHE_VERSION, DEFAULT_GRIDS, INTS, UNIT, Settings
 
 
@@ -79,15 +80,21 @@ def source_of(config: str, checkpoint: str, tta: bool, ann_file: str, img_dir: s
                 ann_file=os.path.abspath(ann_file), img_dir=os.path.abspath(img_dir or '.'))
 
 
-def load_cache(path: str, source: dict) -> dict:
+# What a raw cache pickles besides numbers, strings and numpy arrays.
+CACHE_TYPES = (('custom_modules.instances', 'SoftInstances'), )
+
+
+def load_cache(path: str, source: dict, trust: bool = False) -> dict:
     """A raw cache written by :func:`save_cache` for the same ``source``.
 
+    Read with a restricted unpickler (:data:`CACHE_TYPES` and data) unless ``trust``.
+
     Raises:
-        ValueError: not a cache of this version, or one made from other inputs.
+        ValueError: not a cache of this version, one made from other inputs,
+            or one that pickles other types (``UnsafePickleError``).
     """
     try:
-        with open(path, 'rb') as f:
-            cache = pickle.load(f)
+        cache = load_pickle(path, trust=trust, extra=CACHE_TYPES)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
         raise ValueError(f'--raw-cache {path}: cannot read it ({err})') from None
     if not isinstance(cache, dict) or cache.get('version') != CACHE_VERSION:

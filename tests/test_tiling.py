@@ -1,6 +1,7 @@
 """Tiled inference: no seams, no duplicates, no cap on nuclei per image."""
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from custom_modules.label_map import LabelMapPrediction
@@ -137,3 +138,46 @@ def test_cut_views_of_a_nucleus_the_middle_tile_missed_leave_no_fragments():
     # found by the middle row, it comes out whole, once
     assert score_label_maps(components(img).label_map,
                             predict_tiled(components, img, tile=160, overlap=80).label_map).mean() == 1
+
+
+class ShapeRecorder(torch.nn.Module):
+    """A stub predictor: bright components, and the shape of every array it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def test_step(self, data):  # what mmengine's TTA wrapper asks of its module
+        raise NotImplementedError
+
+    def predict_label_map(self, img):
+        self.shapes.append(img.shape[:2])
+        return components(img)
+
+
+def test_thin_strips_are_cut_in_strips_not_square_tiles():
+    rng = np.random.default_rng(2)
+    discs = [(int(rng.integers(10, 30)), int(rng.integers(0, 20000)), 4) for _ in range(150)]
+    strip = disc_image((40, 20000), discs)
+    stub = ShapeRecorder()
+    tiled = predict_tiled(stub.predict_label_map, strip, tile=512, overlap=128, align=64)
+    assert all(h == 40 for h, _ in stub.shapes)  # no taller than the image
+    assert min(w for _, w in stub.shapes) >= 512 * 512 // 64  # a square tile's pixels, padded
+    assert len(stub.shapes) <= 6  # not the ~63 tiles of 40 x 512 (before: one per 321 px)
+    assert score_label_maps(components(strip).label_map, tiled.label_map).mean() == 1.0
+    stub.shapes.clear()
+    predict_tiled(stub.predict_label_map, np.ascontiguousarray(strip.transpose(1, 0, 2)),
+                  tile=512, overlap=128, align=64)
+    assert all(w == 40 for _, w in stub.shapes) and len(stub.shapes) <= 6  # a column too
+
+
+def test_tiled_model_predicts_a_strip_no_larger_than_a_tile_whole():
+    stub = ShapeRecorder()
+    model = tiling.NucleusTiledModel(module=stub, tile_size=512, overlap=128, align=64)
+    for shape in ((3, 4000), (100, 2000), (4000, 3)):  # padded to 64: <= 512 x 512 pixels
+        model.predict_label_map(np.zeros(shape + (3, ), np.uint8))
+    assert stub.shapes == [(3, 4000), (100, 2000), (4000, 3)]
+    stub.shapes.clear()
+    model.predict_label_map(np.zeros((3, 100000, 3), np.uint8))  # larger: strips of 3 x 4,096
+    assert {h for h, _ in stub.shapes} == {3} and 24 <= len(stub.shapes) <= 30
+    assert max(w for _, w in stub.shapes) <= 4096 + 63

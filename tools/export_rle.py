@@ -1,6 +1,7 @@
 """Write the Kaggle submission CSV from `tools/test.py --out` predictions.
 
     python tools/export_rle.py PREDICTIONS.pkl --out submission.csv [--coco-json results.json]
+        [--trust-pickle]
 
 Rows: ImageId,EncodedPixels (1-indexed, column-major, sorted runs); masks of an
 image never overlap (a contested pixel goes to the higher score); every image
@@ -8,7 +9,9 @@ has a row (an empty EncodedPixels when nothing was found). The file is checked
 against those rules and written atomically, or not at all; with ``--coco-json``
 both files are written or neither (COCO ``category_id`` = predicted class + 1,
 data_prep's category ids; the CSV is class-agnostic, as the competition wants).
-Missing output folders are made.
+Missing output folders are made. The pickle is read with a restricted
+unpickler (numbers, strings, numpy arrays, torch tensors: what tools/test.py
+writes); anything else is refused unless --trust-pickle is given.
 """
 import argparse
 import json
@@ -18,6 +21,7 @@ import sys
 
 from custom_modules.atomic import check_can_write, write_all_or_nothing
 from custom_modules.exporters import coco_results, submission_text
+from custom_modules.safe_pickle import UnsafePickleError, load_pickle
 from custom_modules.submission import (check_predictions, check_submission,
                                        prediction_label_maps, prediction_rows)
 
@@ -32,6 +36,9 @@ def parse_args(argv=None):
                         'as postprocess.min_area of the configs)')
     parser.add_argument('--score-thr', type=float, default=0.0,
                         help='ignore predictions scoring below this (default 0)')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='unpickle any object (by default only numbers, arrays and tensors '
+                        'are read: unpickling can run code, only for files you trust)')
     return parser.parse_args(argv)
 
 
@@ -54,10 +61,12 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     try:
-        with open(args.predictions, 'rb') as f:
-            predictions = pickle.load(f)
+        predictions = load_pickle(args.predictions, trust=args.trust_pickle)
         check_predictions(predictions)
         rows, shapes = prediction_rows(predictions, args.min_area, args.score_thr)
+    except UnsafePickleError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     except ValueError as err:
         print(f'error: {args.predictions}: {err}', file=sys.stderr)
         return 2

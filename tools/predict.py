@@ -2,7 +2,7 @@
 
     python tools/predict.py IMAGES... --out DIR [--model NAME | --config C --checkpoint K]
         [--tta] [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission]
-        [--coco-json] [--imagej-roi] [--geojson]
+        [--coco-json] [--imagej-roi] [--geojson] [--max-pixels N] [--trust-pickle]
     python tools/predict.py --list-models
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
@@ -33,7 +33,8 @@ from custom_modules.diameter import parse_diameter
 from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
                                       measurements_csv, nucleus_outlines, overlay_png,
                                       read_saved_prediction, roi_zip, submission_csv)
-from custom_modules.image_io import IMAGE_EXTENSIONS, ImageReadError, image_name, read_any_image
+from custom_modules.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
+                                     image_name, read_any_image)
 from custom_modules.label_map import LabelMapPrediction
 from custom_modules.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
 from custom_modules.run_settings import (make_settings, settings_change, settings_path,
@@ -70,6 +71,12 @@ def parse_args(argv=None):
     parser.add_argument('--imagej-roi', action='store_true', help='write DIR/rois/<name>.zip')
     parser.add_argument('--geojson', action='store_true', help='write DIR/geojson/<name>.geojson')
     parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='refuse larger images, from their header before decoding (memory: '
+                        f'~16 bytes per pixel; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='load a checkpoint that pickles more than tensors and data '
+                        '(unpickling it can run code: only for files you trust)')
     args = parser.parse_args(argv)
     if args.model and (args.config or args.checkpoint):
         parser.error('--model or --config/--checkpoint, not both')
@@ -146,7 +153,7 @@ def rerun_reason(path, args, settings):
 
 def segment(inferencer, path, out, args, settings):
     """Predict one image and write all its files (and its settings), or none."""
-    name, image = image_name(path), read_any_image(path, args.page)
+    name, image = image_name(path), read_any_image(path, args.page, args.max_pixels)
     result = inferencer.predict(image, path)
     pred = LabelMapPrediction(result['label_map'], result['scores'], result['classes'])
     paths, (ext, data) = outputs(out, name, args), label_image(pred.label_map)
@@ -195,6 +202,8 @@ def main(argv=None, inferencer=None):
         return 0
     try:
         diameter = parse_diameter(args.diameter)
+        if args.max_pixels < 0:
+            raise ValueError(f'--max-pixels {args.max_pixels}: must be >= 0 (0: no limit)')
         if inferencer is None:  # an unknown model name first: one line, before any image
             from custom_modules.inferencer import resolve_model
             resolve_model(args.model or args.config, args.checkpoint)
@@ -207,7 +216,9 @@ def main(argv=None, inferencer=None):
         if inferencer is None:
             from custom_modules.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.model or args.config, args.checkpoint, args.tta,
-                                           args.tile, args.device, diameter)
+                                           args.tile, args.device, diameter,
+                                           max_pixels=args.max_pixels,
+                                           trust_pickle=args.trust_pickle)
         settings = run_settings(args, inferencer)
     except (ValueError, KeyError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)

@@ -1,8 +1,8 @@
 """Test a nucleus segmenter: MMDetection's tools/test.py, with the same flags.
 
     python tools/test.py CONFIG [CHECKPOINT] [--tta] [--tile N] [--diameter auto|PIXELS|none]
-        [--out preds.pkl]
-        [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
+        [--out preds.pkl] [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
+        [--trust-pickle]
 
 On a labelled set it prints the competition score (and COCO segm AP). On an
 images-only JSON from data_prep it only predicts; keep them with --out.
@@ -23,7 +23,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from custom_modules.atomic import check_can_write
-from custom_modules.checkpoint import CheckpointError
+from custom_modules.checkpoint import CheckpointError, trust_pickled_code
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
 from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
 from custom_modules.inference import is_ensemble, load_weights, predictor_cfg
@@ -48,6 +48,9 @@ def parse_args(argv=None):
                         "the image rescaled to the model's training size) or 'none'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.dataset.ann_file=...')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='load checkpoints that pickle more than tensors and data '
+                        '(unpickling them can run code: only for files you trust)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -59,6 +62,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args, parser = parse_args(argv)
+    trust_pickled_code(args.trust_pickle)  # the checkpoint, and an ensemble's members
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
     try:

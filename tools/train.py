@@ -2,11 +2,13 @@
 
     python tools/train.py configs/dsb_mrcnn_r101.py [--work-dir DIR] [--resume [CKPT]]
         [--amp] [--auto-scale-lr] [--tensorboard] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        [--trust-pickle]
 
 Multi-GPU: torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch
 (without a CUDA GPU the processes share the CPUs over gloo). A missing config
 or data file, a misspelt --cfg-options key, or a --resume checkpoint that is
-missing, truncated or of another model stops it with one line and exit code 2.
+missing, truncated, of another model or pickling more than data (unless
+--trust-pickle) stops it with one line and exit code 2.
 """
 import argparse
 import os
@@ -18,7 +20,8 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner, find_latest_checkpoint
 
-from custom_modules.checkpoint import CheckpointError, check_state_fits, load_checkpoint_file
+from custom_modules.checkpoint import (CheckpointError, check_state_fits, load_checkpoint_file,
+                                       trust_pickled_code)
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
 from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
 
@@ -33,6 +36,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when '
                         'no path is given')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='resume (or load_from) a checkpoint that pickles more than tensors '
+                        'and data (unpickling it can run code: only for files you trust)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -73,6 +79,7 @@ def check_resume(cfg, path: str, auto: bool) -> None:
 
 def main(argv=None):
     args, parser = parse_args(argv)
+    trust_pickled_code(args.trust_pickle)  # --resume, and mmengine's load_from
     try:
         cfg = load_config(args.config)
         for warning in check_cfg_options(cfg, args.cfg_options):

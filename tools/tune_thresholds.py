@@ -25,7 +25,7 @@ import numpy as np
 from mmengine.config import DictAction
 
 from custom_modules.atomic import check_can_write, write_atomic
-from custom_modules.checkpoint import CheckpointError
+from custom_modules.checkpoint import CheckpointError, trust_pickled_code
 from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
 from custom_modules.inference import innermost, is_ensemble, load_weights, predictor_cfg
 from custom_modules.model_zoo import thresholds_json
@@ -56,6 +56,9 @@ def parse_args(argv=None):
     parser.add_argument('--rounds', type=int, default=3, help='coordinate-descent rounds')
     parser.add_argument('--float32', action='store_true', help='keep U-Net probabilities as '
                         'float32, not float16 (twice the memory; bit-exact decoding)')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='read a --raw-cache or checkpoint that pickles more than data '
+                        '(unpickling it can run code: only for files you trust)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. val_dataloader.dataset.ann_file=...')
     return parser.parse_args(argv), parser
@@ -103,7 +106,7 @@ def raw_predictions(args, parser, cfg, model, split, grids, start):
     source = source_of(args.config, args.checkpoint, views, ann_file, img_dir)
     if args.raw_cache and osp.isfile(args.raw_cache):
         try:
-            return load_cache(args.raw_cache, source)
+            return load_cache(args.raw_cache, source, trust=args.trust_pickle)
         except ValueError as err:
             parser.error(str(err))
     raw_thr = args.raw_score_thr if args.raw_score_thr is not None else min(
@@ -125,6 +128,7 @@ def raw_predictions(args, parser, cfg, model, split, grids, start):
 
 def main(argv=None):
     args, parser = parse_args(argv)
+    trust_pickled_code(args.trust_pickle)
     cfg, model, split = setup(args, parser)
     family, tta, start = model_family(model), tta_spec(model), model_settings(model)
     try:
