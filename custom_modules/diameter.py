@@ -49,12 +49,6 @@ class DiameterEstimate(NamedTuple):
     coverage: Tuple[Tuple[float, float], ...]
 
 
-def equivalent_diameters(label_map: np.ndarray, num: int) -> np.ndarray:
-    """Diameters of the discs with the areas of labels 1..num."""
-    areas = np.bincount(label_map.ravel(), minlength=num + 1)[1:num + 1]
-    return 2.0 * np.sqrt(areas / np.pi)
-
-
 def resize(img: np.ndarray, factor: float) -> np.ndarray:
     """``img`` scaled by ``factor`` (area averaging when shrinking)."""
     h, w = img.shape[:2]
@@ -104,10 +98,11 @@ def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_
         rows, cols = busiest_window(scaled, window)
         pred = filter_prediction(predict(np.ascontiguousarray(scaled[rows, cols])), score_thr)
         crop = pred.label_map
-        widths = equivalent_diameters(crop, len(pred))
+        areas = np.bincount(crop.ravel(), minlength=len(pred) + 1)[1:len(pred) + 1]
+        widths = 2.0 * np.sqrt(areas / np.pi)  # equivalent diameters
         counted = (widths >= probe_range[0]) & (widths <= probe_range[1])
         weights = np.asarray(pred.scores, np.float64) * counted
-        coverage = float((widths ** 2 * np.pi / 4 * weights).sum() / max(crop.size, 1))
+        coverage = float((areas * weights).sum() / max(crop.size, 1))
         found.append((scale, coverage,
                       float(np.median(widths[counted])) / scale if counted.any() else np.nan))
     best = max(c for _, c, _ in found)
@@ -191,10 +186,8 @@ class NucleusRescaledModel(BaseTTAModel):
 
     def network(self):
         """The trained network inside the wrapped predictor (the size probe's one view)."""
-        net = self.module
-        while isinstance(net, BaseTTAModel):
-            net = net.module
-        return net
+        from .inference import innermost  # inference builds this wrapper: imported late
+        return innermost(self.module)
 
     def direct_network(self, img: np.ndarray):
         """The network when the wrapped predictor hands ``img`` to it as it is, else None."""
