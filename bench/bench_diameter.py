@@ -24,10 +24,10 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules.diameter import resize
-from custom_modules.inference import load_weights, predictor_cfg
-from custom_modules.label_map import gt_label_map
-from custom_modules.metric import score_label_maps
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.builder import load_weights, predictor_cfg
+from custom_modules.inference.diameter import resize
+from custom_modules.structures.label_map import gt_label_map
 
 
 def scaled_case(img, truth, scale):

@@ -19,11 +19,11 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules.consensus import consensus_merge
-from custom_modules.ensemble import split_by
-from custom_modules.label_map import filter_prediction, gt_label_map
-from custom_modules.metric import score_label_maps
-from custom_modules.postprocess import label_map_iou
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.consensus import consensus_merge
+from custom_modules.inference.ensemble import split_by
+from custom_modules.structures.label_map import filter_prediction, gt_label_map
+from custom_modules.structures.label_ops import label_map_iou
 
 ERRORS = ('missed', 'false_pos', 'merged', 'split')
 GRID_SCORES = (0.0, 0.4, 0.5, 0.6, 0.7)
@@ -110,8 +110,8 @@ def main():
         print(line)
     print(f'{true_total} true nuclei')
     if args.overlays:
-        from custom_modules.exporters import overlay_png
-        from custom_modules.atomic import write_atomic
+        from custom_modules.io.atomic import write_atomic
+        from custom_modules.io.exporters import overlay_png
         os.makedirs(args.overlays, exist_ok=True)
         for _, path, img, gt, maps in kept:
             for name, pred in maps.items():

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from custom_modules.metric import DEFAULT_THRESHOLDS, score_label_maps
+from custom_modules.evaluation.metric import DEFAULT_THRESHOLDS, score_label_maps
 from bench_rle import synthetic_maps
 
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from custom_modules.rle import encode_label_map, kaggle_decode
+from custom_modules.structures.rle import encode_label_map, kaggle_decode
 
 
 def loop_encode(mask: np.ndarray) -> str:

@@ -22,9 +22,9 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules.image_io import ImageReadError, read_image_file, to_model_input
-from custom_modules.inference import load_weights
-from custom_modules.inferencer import config_input_mode
+from custom_modules.data.datasets import config_input_mode
+from custom_modules.data.image_io import ImageReadError, read_image_file, to_model_input
+from custom_modules.inference.builder import load_weights
 
 
 class GroupNormStatistics:

@@ -24,13 +24,13 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules import tiling
-from custom_modules.config_check import load_config
-from custom_modules.image_io import read_image_file, to_model_input
-from custom_modules.inference import load_weights, predictor_cfg
-from custom_modules.inferencer import config_input_mode
-from custom_modules.label_map import gt_label_map
-from custom_modules.metric import score_label_maps
+from custom_modules.data.datasets import config_input_mode
+from custom_modules.data.image_io import read_image_file, to_model_input
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference import tiling
+from custom_modules.inference.builder import load_weights, predictor_cfg
+from custom_modules.inference.model_zoo import load_config
+from custom_modules.structures.label_map import gt_label_map
 
 
 def build(cfg, checkpoint, tile):

@@ -15,7 +15,8 @@ import time
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from custom_modules.config_check import check_data_paths, load_config
+from custom_modules.engine.config_check import check_data_paths
+from custom_modules.inference.model_zoo import load_config
 
 
 class IterTimer(Hook):

@@ -15,11 +15,11 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
-from custom_modules.consensus import consensus_merge
-from custom_modules.inference import load_weights, predictor_cfg
-from custom_modules.label_map import gt_label_map
-from custom_modules.metric import score_label_maps
-from custom_modules.postprocess import label_map_iou, relabel
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.builder import load_weights, predictor_cfg
+from custom_modules.inference.consensus import consensus_merge
+from custom_modules.structures.label_map import gt_label_map
+from custom_modules.structures.label_ops import label_map_iou, relabel
 
 
 def first_seen_merge(frames, match_iou=0.5, vote_thr=0.5, min_area=0):

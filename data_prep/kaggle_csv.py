@@ -15,8 +15,9 @@ from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from custom_modules.image_io import ImageReadError, image_path_in
-from custom_modules.rle import RLE_ORDERS, Runs, parse_kaggle, run_indices, to_column_major
+from custom_modules.data.image_io import ImageReadError, image_path_in
+from custom_modules.structures.rle import (RLE_ORDERS, Runs, parse_kaggle, run_indices,
+                                           to_column_major)
 from data_prep.classes import InputError
 
 # Our column name -> the layout's; the layout's default pixel order.

@@ -3,8 +3,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from custom_modules.atomic import write_all_or_nothing
-from custom_modules.csv_cells import csv_text
+from custom_modules.io.atomic import write_all_or_nothing
+from custom_modules.io.csv_cells import csv_text
 from data_prep.folds import assign_folds, class_strata
 
 
@@ -28,7 +28,7 @@ def output_paths(out_dir: str, labelled: bool, fold: int) -> List[str]:
 def write_outputs(args, images: list, anns: list, labelled: bool,
                   groups: Optional[Dict[str, str]], categories: List[dict],
                   with_folds: bool) -> List[str]:
-    """Write every output, or none of them (see ``custom_modules.atomic``).
+    """Write every output, or none of them (see ``custom_modules.io.atomic``).
 
     With several categories, folds are stratified by each image's main class
     too; without ``with_folds`` only ``full.json`` is written.

@@ -30,10 +30,10 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from custom_modules.atomic import check_can_write
-from custom_modules.image_io import (IMAGE_KINDS, ImageReadError, image_kind, read_image_file, read_mask_file,
-                                     size_bucket)
-from custom_modules.rle import RLE_ORDERS, coco_encode_label_map, label_map_from_runs
+from custom_modules.data.image_io import (IMAGE_KINDS, ImageReadError, image_kind, read_image_file,
+                                          read_mask_file, size_bucket)
+from custom_modules.io.atomic import check_can_write
+from custom_modules.structures.rle import RLE_ORDERS, coco_encode_label_map, label_map_from_runs
 from data_prep.classes import (InputError, category_id, image_classes, make_categories,
                                read_categories, read_class_map)
 from data_prep.folds import fold_problem, read_groups

@@ -1,10 +1,10 @@
-"""All outputs or none: custom_modules.atomic."""
+"""All outputs or none: custom_modules.io.atomic."""
 import os
 
 import pytest
 
-import custom_modules.atomic as atomic
-from custom_modules.atomic import check_can_write, write_all_or_nothing, write_atomic
+import custom_modules.io.atomic as atomic
+from custom_modules.io.atomic import check_can_write, write_all_or_nothing, write_atomic
 
 
 def test_writes_every_file_and_makes_folders(tmp_path):

@@ -9,8 +9,9 @@ from mmengine.config import Config
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from conftest import REPO
-from custom_modules.checkpoint import (CheckpointError, check_checkpoint_fits,
-                                       load_checkpoint_file, load_torchvision, torchvision_url)
+from custom_modules.engine.checkpoint import (CheckpointError, check_checkpoint_fits,
+                                              load_checkpoint_file, load_torchvision,
+                                              torchvision_url)
 
 
 def test_torchvision_url_needs_no_torchvision():

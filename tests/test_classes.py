@@ -11,12 +11,12 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 
 from test_data_prep import decoded
-from custom_modules.config_check import check_data_paths, model_num_classes
-from custom_modules.datasets import NucleusDataset
-from custom_modules.exporters import coco_results
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import DSBMetric
-from custom_modules.rle import coco_encode, encode_label_map, parse_rle, run_indices
+from custom_modules.data.datasets import NucleusDataset
+from custom_modules.engine.config_check import check_data_paths, model_num_classes
+from custom_modules.evaluation.metric import DSBMetric
+from custom_modules.io.exporters import coco_results
+from custom_modules.structures.label_map import LabelMapPrediction
+from custom_modules.structures.rle import coco_encode, encode_label_map, parse_rle, run_indices
 from data_prep import prepare_dsb
 
 CLASSES = ('astro', 'cort', 'shsy5y')

@@ -1,4 +1,4 @@
-"""The classical baseline: custom_modules/classical.py and tools/classical_baseline.py."""
+"""The classical baseline: custom_modules/models/classical.py and tools/classical_baseline.py."""
 import importlib.util
 import json
 import os
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, render, write_layout
-from custom_modules.classical import ClassicalParams, param_grid, segment_nuclei
-from custom_modules.metric import score_label_maps
-from custom_modules.rle import coco_encode_label_map
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.models.classical import ClassicalParams, param_grid, segment_nuclei
+from custom_modules.structures.rle import coco_encode_label_map
 
 
 def _tool():

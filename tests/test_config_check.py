@@ -2,7 +2,7 @@
 import pytest
 from mmengine.config import Config
 
-from custom_modules.config_check import check_cfg_options
+from custom_modules.engine.config_check import check_cfg_options
 
 
 def _cfg():

@@ -10,8 +10,9 @@ from mmengine.config import Config
 
 import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
-from custom_modules.inference import innermost, is_ensemble, predictor_cfg
-from custom_modules.submission import check_submission
+from custom_modules.inference.builder import is_ensemble, predictor_cfg
+from custom_modules.io.submission import check_submission
+from custom_modules.structures.predictor import innermost
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import random_label_map
-from custom_modules.consensus import consensus_merge
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import score_label_maps
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.consensus import consensus_merge
+from custom_modules.structures.label_map import LabelMapPrediction
 
 
 def pred(label_map, scores=None, classes=None):

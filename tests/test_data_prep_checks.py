@@ -80,7 +80,7 @@ def test_folder_in_the_way_of_an_output(synthetic_set, tmp_path):
 
 def test_write_failing_part_way_leaves_nothing(synthetic_set, tmp_path, monkeypatch, capsys):
     """The late failure itself, with the early checks switched off: all outputs or none."""
-    import custom_modules.atomic as atomic
+    import custom_modules.io.atomic as atomic
     from data_prep import prepare_dsb
     monkeypatch.setattr(atomic, 'check_can_write', lambda paths: None)
     monkeypatch.setattr(prepare_dsb, 'check_can_write', lambda paths: None)

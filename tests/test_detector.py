@@ -5,7 +5,7 @@ from mmengine.config import Config, ConfigDict
 
 import custom_modules  # noqa: F401
 from conftest import REPO
-from custom_modules.detector import rpn_caps_for_area
+from custom_modules.models.detector import rpn_caps_for_area
 
 SMOKE = f'{REPO}/configs/dsb_mrcnn_smoke.py'
 

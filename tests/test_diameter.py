@@ -1,16 +1,16 @@
-"""Nucleus size: the diameter probe and the rescaling wrapper (custom_modules/diameter.py)."""
+"""Nucleus size: the probe and the rescaling wrapper (custom_modules/inference/diameter.py)."""
 import cv2
 import numpy as np
 import pytest
 import torch.nn as nn
 from mmengine.config import Config
 
-from custom_modules.diameter import (NucleusRescaledModel, estimate_diameter, parse_diameter,
-                                     rescale_factor)
-from custom_modules.inference import predictor_cfg
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import score_label_maps
-from custom_modules.tta import NucleusTTAModel
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.builder import predictor_cfg
+from custom_modules.inference.diameter import (NucleusRescaledModel, estimate_diameter,
+                                               parse_diameter, rescale_factor)
+from custom_modules.inference.tta import NucleusTTAModel
+from custom_modules.structures.label_map import LabelMapPrediction
 
 
 class SizeBlindNet(nn.Module):
@@ -142,7 +142,7 @@ def test_predictor_cfg_rescales_outermost():
 def test_predict_refuses_a_bad_diameter_before_any_work(tmp_path, capsys):
     import sys
     from conftest import REPO
-    from custom_modules.inferencer import NucleusInferencer
+    from custom_modules.inference.inferencer import NucleusInferencer
     sys.path.insert(0, f'{REPO}/tools')
     import predict
     img, _ = discs((64, 64), 8, 32)

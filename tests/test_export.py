@@ -10,8 +10,8 @@ import torch
 from pycocotools import mask as mask_utils
 
 from conftest import run_tool
-from custom_modules.rle import kaggle_decode
-from custom_modules.submission import check_submission, prediction_rows
+from custom_modules.io.submission import check_submission, prediction_rows
+from custom_modules.structures.rle import kaggle_decode
 
 
 def _pred(name, masks, scores):

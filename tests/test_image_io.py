@@ -13,13 +13,13 @@ import tifffile
 from scipy import ndimage
 
 from conftest import REPO
-from custom_modules import image_io
-from custom_modules.image_header import header_pixels
-from custom_modules.image_io import (NonFiniteWarning, PixelBudgetError, read_any_image,
-                                     to_8bit, to_model_input)
-from custom_modules.inferencer import NucleusInferencer
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.measure import grey_intensity
+from custom_modules.data import image_io
+from custom_modules.data.image_header import header_pixels
+from custom_modules.data.image_io import (NonFiniteWarning, PixelBudgetError, read_any_image,
+                                          to_8bit, to_model_input)
+from custom_modules.evaluation.measure import grey_intensity
+from custom_modules.inference.inferencer import NucleusInferencer
+from custom_modules.structures.label_map import LabelMapPrediction
 
 sys.path.insert(0, f'{REPO}/tools')
 import predict  # noqa: E402

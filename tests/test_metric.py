@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from custom_modules.metric import DSBMetric, precision_at, score_label_maps
-from custom_modules.postprocess import label_map_iou
+from custom_modules.evaluation.metric import DSBMetric, precision_at, score_label_maps
+from custom_modules.structures.label_ops import label_map_iou
 from mmdet.structures.mask import BitmapMasks
 
 

@@ -12,10 +12,10 @@ from mmengine.config import Config
 from safetensors.torch import load_file, save
 
 from conftest import REPO
-from custom_modules import model_zoo
-from custom_modules.config_check import load_config
-from custom_modules.inference import innermost
-from custom_modules.inferencer import NucleusInferencer
+from custom_modules.inference import model_zoo
+from custom_modules.inference.inferencer import NucleusInferencer
+from custom_modules.inference.model_zoo import load_config
+from custom_modules.structures.predictor import innermost
 
 sys.path.insert(0, f'{REPO}/tools')
 import predict  # noqa: E402

@@ -5,10 +5,10 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from custom_modules.instances import PostProcess, apply_postprocess, instances_to_prediction
-from custom_modules.label_map import to_sample
-from custom_modules.postprocess import (dilate_label_map, instances_to_label_map, label_map_to_masks,
-                                        masks_to_boxes)
+from custom_modules.models.instances import PostProcess, apply_postprocess, instances_to_prediction
+from custom_modules.structures.label_map import to_sample
+from custom_modules.structures.label_ops import (dilate_label_map, instances_to_label_map,
+                                                 label_map_to_masks, masks_to_boxes)
 
 
 def test_contested_pixels_go_to_the_higher_score():

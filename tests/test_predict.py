@@ -12,12 +12,12 @@ import torch
 from scipy import ndimage
 
 from conftest import REPO
-from custom_modules import model_zoo
-from custom_modules.exporters import label_image, nucleus_outlines, read_label_image
-from custom_modules.image_io import ImageReadError, read_any_image
-from custom_modules.inferencer import NucleusInferencer
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.measure import MEASUREMENT_COLUMNS, measure_nuclei
+from custom_modules.data.image_io import ImageReadError, read_any_image
+from custom_modules.evaluation.measure import MEASUREMENT_COLUMNS, measure_nuclei
+from custom_modules.inference import model_zoo
+from custom_modules.inference.inferencer import NucleusInferencer
+from custom_modules.io.exporters import label_image, nucleus_outlines, read_label_image
+from custom_modules.structures.label_map import LabelMapPrediction
 
 sys.path.insert(0, f'{REPO}/tools')
 import predict  # noqa: E402

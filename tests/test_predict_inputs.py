@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import torch
 
-from custom_modules import atomic
-from custom_modules.inferencer import NucleusInferencer
+from custom_modules.inference.inferencer import NucleusInferencer
+from custom_modules.io import atomic
 from test_predict import BrightSpots, predict, run, spots
 
 

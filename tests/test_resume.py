@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO, random_label_map, run_tool, write_layout
-from custom_modules.hooks import IterationSeedHook
+from custom_modules.engine.hooks import IterationSeedHook
 
 # The smoke config on the synthetic set, without validation (not under test).
 CONFIG = """_base_ = '{repo}/configs/dsb_mrcnn_smoke.py'

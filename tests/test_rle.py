@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from custom_modules.rle import (coco_decode, coco_encode, coco_encode_label_map,
-                                encode_label_map, kaggle_decode, kaggle_encode,
-                                label_map_from_runs, parse_kaggle)
+from custom_modules.structures.rle import (coco_decode, coco_encode, coco_encode_label_map,
+                                           encode_label_map, kaggle_decode, kaggle_encode,
+                                           label_map_from_runs, parse_kaggle)
 
 
 def reference_kaggle(mask: np.ndarray) -> str:

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from conftest import REPO, run_tool
-from custom_modules.checkpoint import UnsafeCheckpointError, load_checkpoint_file
-from custom_modules.safe_pickle import UnsafePickleError, load_pickle
-from custom_modules.tuning_io import load_cache
+from custom_modules.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_file
+from custom_modules.io.safe_pickle import UnsafePickleError, load_pickle
+from custom_modules.tuning.tuner_io import load_cache
 
 sys.path.insert(0, f'{REPO}/tools')
 import export_rle  # noqa: E402
@@ -108,7 +108,7 @@ def test_export_rle_reads_what_test_py_writes(tmp_path):
     """What tools/test.py --out pickles (MMDetection's DumpDetResults) is data: read as before."""
     from mmdet.evaluation import DumpDetResults
     from mmdet.structures import DetDataSample
-    from custom_modules.label_map import LabelMapPrediction, to_sample
+    from custom_modules.structures.label_map import LabelMapPrediction, to_sample
     label_map = np.zeros((10, 12), np.int32)
     label_map[1:5, 1:5], label_map[6:10, 6:10] = 1, 2
     sample = DetDataSample(metainfo=dict(img_path='/d/img1.png', ori_shape=(10, 12), img_id=0))
@@ -125,7 +125,7 @@ def test_export_rle_reads_what_test_py_writes(tmp_path):
 
 
 def test_raw_cache_payload_is_refused(tmp_path, marker):
-    from custom_modules.instances import SoftInstances
+    from custom_modules.models.instances import SoftInstances
     fields = {name: np.zeros(1) for name in SoftInstances._fields}
     cache = dict(version=1, source={}, images=[dict(raw=[SoftInstances(**fields)])])
     good = tmp_path / 'good.pkl'

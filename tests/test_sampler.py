@@ -1,7 +1,7 @@
 """The stratum-balanced oversampler sees every stratum equally often."""
 from collections import Counter
 
-from custom_modules.datasets import StratumBalancedSampler
+from custom_modules.data.datasets import StratumBalancedSampler
 
 
 class _Infos:

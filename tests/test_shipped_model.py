@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from custom_modules import model_zoo
-from custom_modules.inferencer import NucleusInferencer
-from custom_modules.metric import score_label_maps
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference import model_zoo
+from custom_modules.inference.inferencer import NucleusInferencer
 
 SAMPLE = osp.join(REPO, 'data', 'sample', 'stage1_train')
 # Each model must reproduce the sample score its metrics.json records (sample.score) within
@@ -53,7 +53,7 @@ def test_the_default_model_ships():
 def test_every_shipped_model_scores_the_sample(name):
     recorded = (model_zoo.read_metrics(osp.join(model_zoo.MODELS_DIR, name)).get('sample', None)
                 or {}).get('score', None)
-    assert recorded is not None, f'models/{name}/metrics.json: no sample.score recorded'
+    assert recorded is not None, f'model_zoo/{name}/metrics.json: no sample.score recorded'
     inferencer = NucleusInferencer(name)
     assert inferencer.weights_path.endswith(model_zoo.WEIGHTS)
     score = sample_score(inferencer)
@@ -62,7 +62,7 @@ def test_every_shipped_model_scores_the_sample(name):
 
 @pytest.mark.skipif(model_zoo.DEFAULT_MODEL not in MODELS, reason='no default model')
 def test_a_wrong_normalisation_would_fail_the_check():
-    from custom_modules.inference import innermost
+    from custom_modules.structures.predictor import innermost
     inferencer = NucleusInferencer()
     preprocessor = innermost(inferencer.predictor).data_preprocessor
     preprocessor.mean.zero_()  # raw 0..255 pixels: a pipeline that forgot to normalise

@@ -6,7 +6,7 @@ from mmdet.registry import HOOKS
 from mmengine.config import Config
 
 from conftest import REPO, run_tool
-from custom_modules.val_overlays import enable_tensorboard
+from custom_modules.visualization.val_overlays import enable_tensorboard
 
 
 def test_enable_tensorboard_keeps_local_backend_and_is_idempotent():

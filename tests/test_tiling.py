@@ -4,10 +4,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import score_label_maps
-from custom_modules import tiling
-from custom_modules.tiling import core_bounds, predict_tiled, tile_ends, tile_starts
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference import tiling
+from custom_modules.inference.tiling import core_bounds, predict_tiled, tile_ends, tile_starts
+from custom_modules.structures.label_map import LabelMapPrediction
 
 
 def components(img: np.ndarray, cap: int = 10 ** 9) -> LabelMapPrediction:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_tool
-from custom_modules.hooks import NucleusOverlayHook
+from custom_modules.engine.hooks import NucleusOverlayHook
 
 SMOKE = 'configs/dsb_mrcnn_smoke.py'
 
@@ -171,7 +171,7 @@ def test_classical_baseline_writes_its_pickle_whole(tmp_path, synthetic_set, cap
     assert len(preds) == 1 and preds[0]['img_id'] == 1
 
 
-# custom_modules/hooks.py: overlays are written whole
+# custom_modules/engine/hooks.py: overlays are written whole
 
 def test_overlay_hook_writes_whole_pngs(tmp_path, synthetic_set):
     src, labels = synthetic_set

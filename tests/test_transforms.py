@@ -8,7 +8,7 @@ from mmengine.dataset import Compose
 
 import custom_modules  # noqa: F401
 from conftest import random_label_map, render
-from custom_modules.postprocess import masks_to_boxes
+from custom_modules.structures.label_ops import masks_to_boxes
 
 CHAIN = [
     dict(type='RandomZoom', scale_range=(0.5, 2.0), aspect_range=(0.75, 1.33), pre_crop=(48, 48)),
@@ -74,7 +74,7 @@ def test_crop_keeps_visible_part_of_cut_nuclei():
     for key in ('gt_bboxes_labels', 'gt_ignore_flags'):
         r[key] = r[key][:1]
     r['gt_bboxes'] = HorizontalBoxes(np.array([[10, 10, 30, 30]], np.float32))
-    from custom_modules.transforms import crop_results
+    from custom_modules.data.transforms import crop_results
     out = crop_results(r, 20, 20, 40, 40, min_area=4)
     assert out['gt_masks'].masks[0].sum() == 100  # the 10x10 visible corner
     assert out['gt_bboxes'].numpy().tolist() == [[0, 0, 10, 10]]

@@ -11,9 +11,9 @@ from scipy import ndimage
 
 import custom_modules  # noqa: F401
 from conftest import REPO, random_label_map, render
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import score_label_maps
-from custom_modules.tta import check_view, forward_geometry
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.tta import check_view, forward_geometry
+from custom_modules.structures.label_map import LabelMapPrediction
 
 D4_VIEWS = [check_view(v) for v in [dict(), dict(flip="horizontal"), dict(flip="vertical"), dict(rot90=1),
             dict(rot90=2), dict(rot90=3), dict(rot90=1, flip='horizontal'),

@@ -12,10 +12,11 @@ from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
-from custom_modules.instances import SoftInstances, instances_to_prediction
-from custom_modules.inference import load_weights, predictor_cfg
-from custom_modules.model_zoo import read_thresholds
-from custom_modules.tuning import Scorer, capture, coordinate_descent, model_settings, tta_spec
+from custom_modules.inference.builder import load_weights, predictor_cfg
+from custom_modules.inference.model_zoo import read_thresholds
+from custom_modules.models.instances import SoftInstances, instances_to_prediction
+from custom_modules.tuning.tuner import (Scorer, capture, coordinate_descent, model_settings,
+                                         tta_spec)
 
 MRCNN = f'{REPO}/configs/dsb_mrcnn_smoke.py'
 UNET = f'{REPO}/configs/dsb_unet_smoke.py'

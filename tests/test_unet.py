@@ -9,11 +9,11 @@ from mmengine.config import Config
 
 import custom_modules  # noqa: F401
 from conftest import REPO, random_label_map, render, run_tool
-from custom_modules.ensemble import NucleusEnsemble, split_by
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.metric import score_label_maps
-from custom_modules.unet_decode import decode_probabilities, make_decode
-from custom_modules.unet_targets import TARGET_BITS, encode_targets
+from custom_modules.data.unet_targets import TARGET_BITS, encode_targets
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.inference.ensemble import NucleusEnsemble, split_by
+from custom_modules.models.unet_decode import decode_probabilities, make_decode
+from custom_modules.structures.label_map import LabelMapPrediction
 
 SMOKE = f'{REPO}/configs/dsb_unet_smoke.py'
 
@@ -150,7 +150,7 @@ class EquivariantUNet(torch.nn.Module):
 
 
 def test_tta_averages_probabilities_in_any_view_order():
-    from custom_modules.tta import NucleusTTAModel
+    from custom_modules.inference.tta import NucleusTTAModel
     rng = np.random.default_rng(3)
     label = random_label_map(rng, shape=(64, 72), num=8)
     img = render(label, rng)[:, :, :3]

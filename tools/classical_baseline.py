@@ -8,7 +8,7 @@ Prints the competition score (labelled JSON), overall and per image kind;
 --out writes predictions in the format of tools/test.py --out, so
 tools/export_rle.py turns them into a CSV.
 
---tune searches the small grid of ``custom_modules.classical.DEFAULT_GRID``
+--tune searches the small grid of ``custom_modules.models.classical.DEFAULT_GRID``
 on the labelled TRAIN_JSON (a random subset of --tune-images of them, fixed
 --seed), prints what it tried, and scores ANN_JSON with the best mean DSB
 score. --save-params keeps the parameters used (with how they were tuned),
@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.classical import (DEFAULT_GRID, ClassicalParams, foreground, nuclei_bright,
-                                      param_grid, segment_nuclei, split_foreground)
-from custom_modules.image_io import ImageReadError, read_image_file
-from custom_modules.metric import score_label_maps
-from custom_modules.rle import coco_decode, coco_encode_label_map
+from custom_modules.data.image_io import ImageReadError, read_image_file
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.io.atomic import check_can_write, write_all_or_nothing
+from custom_modules.models.classical import (ClassicalParams, DEFAULT_GRID, foreground,
+                                             nuclei_bright, param_grid, segment_nuclei,
+                                             split_foreground)
+from custom_modules.structures.rle import coco_decode, coco_encode_label_map
 
 Sample = Tuple[str, np.ndarray, np.ndarray]  # kind, bright-nuclei grey image, gt label map
 

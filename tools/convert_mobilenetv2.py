@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from custom_modules.atomic import write_atomic
+from custom_modules.io.atomic import write_atomic
 
 # Blocks per MMDetection stage: MobileNetV2's (t, c, n, s) table, column n.
 BLOCKS_PER_STAGE = (1, 2, 3, 4, 3, 3, 1)

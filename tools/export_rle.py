@@ -19,11 +19,11 @@ import os
 import pickle
 import sys
 
-from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.exporters import coco_results, submission_text
-from custom_modules.safe_pickle import UnsafePickleError, load_pickle
-from custom_modules.submission import (check_predictions, check_submission,
-                                       prediction_label_maps, prediction_rows)
+from custom_modules.io.atomic import check_can_write, write_all_or_nothing
+from custom_modules.io.exporters import coco_results, submission_text
+from custom_modules.io.safe_pickle import UnsafePickleError, load_pickle
+from custom_modules.io.submission import (check_predictions, check_submission,
+                                          prediction_label_maps, prediction_rows)
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ For the run: DIR/measurements.csv, DIR/submission.csv, DIR/coco_results.json.
 DIR/run_settings/<name>.json records the model and options that made an
 image's files: images whose outputs exist with the same settings are skipped
 (--overwrite redoes them), the others are redone. The model: a shipped one
-(--model NAME, a folder of models/; default: model_zoo.DEFAULT_MODEL;
+(--model NAME, a folder of model_zoo/; default: model_zoo.DEFAULT_MODEL;
 --list-models lists them with their scores) or any config and checkpoint.
 Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
@@ -27,18 +27,18 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from custom_modules.atomic import write_all_or_nothing
-from custom_modules.cli_checks import check_device, check_output_folder, input_problem
-from custom_modules.diameter import parse_diameter
-from custom_modules.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
-                                      measurements_csv, nucleus_outlines, overlay_png,
-                                      read_saved_prediction, roi_zip, submission_csv)
-from custom_modules.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
-                                     image_name, read_any_image)
-from custom_modules.label_map import LabelMapPrediction
-from custom_modules.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
-from custom_modules.run_settings import (make_settings, settings_change, settings_path,
-                                         settings_text)
+from custom_modules.data.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
+                                          image_name, read_any_image)
+from custom_modules.engine.cli_checks import check_device, check_output_folder, input_problem
+from custom_modules.engine.run_settings import (make_settings, settings_change, settings_path,
+                                                settings_text)
+from custom_modules.inference.diameter import parse_diameter
+from custom_modules.inference.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
+from custom_modules.io.atomic import write_all_or_nothing
+from custom_modules.io.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
+                                         measurements_csv, nucleus_outlines, overlay_png,
+                                         read_saved_prediction, roi_zip, submission_csv)
+from custom_modules.structures.label_map import LabelMapPrediction
 
 # The options that change an image's result: each is recorded with its outputs
 # (run_settings), and a rerun with another value redoes the image. A new such
@@ -51,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument('inputs', nargs='*', metavar='INPUT',
                         help='image files, folders or globs')
     parser.add_argument('--out', help='output folder')
-    parser.add_argument('--model', help=f'a shipped model (a folder of models/; default '
+    parser.add_argument('--model', help=f'a shipped model (a folder of model_zoo/; default '
                         f'{DEFAULT_MODEL}; --list-models lists them)')
     parser.add_argument('--list-models', action='store_true',
                         help='list the shipped models with their scores and sizes, and exit')
@@ -205,7 +205,7 @@ def main(argv=None, inferencer=None):
         if args.max_pixels < 0:
             raise ValueError(f'--max-pixels {args.max_pixels}: must be >= 0 (0: no limit)')
         if inferencer is None:  # an unknown model name first: one line, before any image
-            from custom_modules.inferencer import resolve_model
+            from custom_modules.inference.inferencer import resolve_model
             resolve_model(args.model or args.config, args.checkpoint)
         check_outputs(args)
         check_device(args.device)
@@ -214,7 +214,7 @@ def main(argv=None, inferencer=None):
             raise ValueError(f'no images found in {" ".join(args.inputs)} '
                              f'(extensions {" ".join(IMAGE_EXTENSIONS)})')
         if inferencer is None:
-            from custom_modules.inferencer import NucleusInferencer
+            from custom_modules.inference.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.model or args.config, args.checkpoint, args.tta,
                                            args.tile, args.device, diameter,
                                            max_pixels=args.max_pixels,

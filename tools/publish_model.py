@@ -2,7 +2,7 @@
 
     python tools/publish_model.py CKPT CONFIG OUT_DIR [--half] [--thresholds JSON] [--name NAME]
 
-Writes, all or nothing, in OUT_DIR (``models/<name>/`` to ship it):
+Writes, all or nothing, in OUT_DIR (``model_zoo/<name>/`` to ship it):
 
 - ``weights.safetensors``: the state dict only (no optimizer, no message hub,
   nothing pickled); floats in half precision with --half (cast back on loading);
@@ -22,12 +22,13 @@ import sys
 
 from safetensors.torch import save
 
-from custom_modules import model_zoo
-from custom_modules.atomic import check_can_write, write_all_or_nothing
-from custom_modules.checkpoint import CheckpointError, check_checkpoint_fits, check_state_fits
-from custom_modules.config_check import load_config
-from custom_modules.inferencer import config_input_mode
-from custom_modules.tuning_io import flatten, overrides
+from custom_modules.data.datasets import config_input_mode
+from custom_modules.engine.checkpoint import (CheckpointError, check_checkpoint_fits,
+                                              check_state_fits)
+from custom_modules.inference import model_zoo
+from custom_modules.inference.model_zoo import load_config
+from custom_modules.io.atomic import check_can_write, write_all_or_nothing
+from custom_modules.tuning.tuner_io import flatten, overrides
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO_ROOT, 'configs')
@@ -73,7 +74,7 @@ def short_config(config: str, out_dir: str) -> str:
 
 def own_settings(net) -> dict:
     """The post-processing settings a built model uses, as dotted config keys."""
-    from custom_modules.tuning import model_family, model_settings
+    from custom_modules.tuning.tuner import model_family, model_settings
     try:
         family = model_family(net)
     except ValueError:
@@ -127,7 +128,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint written by tools/train.py (.pth), or '
                         '.safetensors')
     parser.add_argument('config', help='the config that trained it')
-    parser.add_argument('out_dir', help='the model folder to write (models/<name> to ship it)')
+    parser.add_argument('out_dir', help='the model folder to write (model_zoo/<name> to ship it)')
     parser.add_argument('--half', action='store_true',
                         help='store floats in half precision (check the score: README)')
     parser.add_argument('--thresholds', help='thresholds.json of tools/tune_thresholds.py '

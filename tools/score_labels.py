@@ -13,10 +13,10 @@ import sys
 
 import numpy as np
 
-from custom_modules.exporters import read_label_image
-from custom_modules.image_io import ImageReadError, image_name, read_mask_file
-from custom_modules.metric import score_label_maps
-from custom_modules.postprocess import instances_to_label_map
+from custom_modules.data.image_io import ImageReadError, image_name, read_mask_file
+from custom_modules.evaluation.metric import score_label_maps
+from custom_modules.io.exporters import read_label_image
+from custom_modules.structures.label_ops import instances_to_label_map
 
 
 def truth_label_map(gt_src: str, image_id: str, shape) -> np.ndarray:

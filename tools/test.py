@@ -22,11 +22,12 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from custom_modules.atomic import check_can_write
-from custom_modules.checkpoint import CheckpointError, trust_pickled_code
-from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
-from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
-from custom_modules.inference import is_ensemble, load_weights, predictor_cfg
+from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
+from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
+from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
+from custom_modules.inference.model_zoo import load_config
+from custom_modules.io.atomic import check_can_write
 
 
 def parse_args(argv=None):

@@ -20,10 +20,11 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner, find_latest_checkpoint
 
-from custom_modules.checkpoint import (CheckpointError, check_state_fits, load_checkpoint_file,
-                                       trust_pickled_code)
-from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
-from custom_modules.distributed import setup_cpu_distributed, shutdown_distributed
+from custom_modules.engine.checkpoint import (CheckpointError, check_state_fits,
+                                              load_checkpoint_file, trust_pickled_code)
+from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
+from custom_modules.inference.model_zoo import load_config
 
 
 def parse_args(argv=None):
@@ -108,7 +109,7 @@ def main(argv=None):
         cfg.auto_scale_lr.enable = True
 
     if args.tensorboard:
-        from custom_modules.val_overlays import enable_tensorboard
+        from custom_modules.visualization.val_overlays import enable_tensorboard
         enable_tensorboard(cfg)
 
     resume_from = None

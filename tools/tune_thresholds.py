@@ -13,9 +13,9 @@ threshold. It prints what it tried, and writes a config that inherits CONFIG
 with the winners: ``tools/test.py TUNED CHECKPOINT [--tta]`` scores what this
 tool printed (a score on the tuning split itself is optimistic). With
 --out-thresholds it also writes the winners as a model folder's thresholds.json
-(``tools/publish_model.py --thresholds``; custom_modules/model_zoo.py). A set without
+(``tools/publish_model.py --thresholds``; custom_modules/inference/model_zoo.py). A set without
 ground truth (an images-only JSON, a test set) is refused. See
-custom_modules/tuning.py.
+custom_modules/tuning/tuner.py.
 """
 import argparse
 import os.path as osp
@@ -24,16 +24,17 @@ import sys
 import numpy as np
 from mmengine.config import DictAction
 
-from custom_modules.atomic import check_can_write, write_atomic
-from custom_modules.checkpoint import CheckpointError, trust_pickled_code
-from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
-from custom_modules.inference import innermost, is_ensemble, load_weights, predictor_cfg
-from custom_modules.model_zoo import thresholds_json
-from custom_modules.tuning import (CACHE_VERSION, Scorer, capture, coordinate_descent,
-                                   model_family, model_settings, trials_table, tta_spec)
-from custom_modules.tuning_io import (flatten, load_cache, metric_filter, overrides,
-                                      parse_grids, save_cache, source_of, validation_split,
-                                      write_tuned_config)
+from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
+from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
+from custom_modules.inference.model_zoo import load_config, thresholds_json
+from custom_modules.io.atomic import check_can_write, write_atomic
+from custom_modules.structures.predictor import innermost
+from custom_modules.tuning.tuner import (CACHE_VERSION, Scorer, capture, coordinate_descent,
+                                         model_family, model_settings, trials_table, tta_spec)
+from custom_modules.tuning.tuner_io import (flatten, load_cache, metric_filter, overrides,
+                                            parse_grids, save_cache, source_of, validation_split,
+                                            write_tuned_config)
 
 
 def parse_args(argv=None):

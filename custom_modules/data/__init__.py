@@ -1,0 +1,1 @@
+"""Reading images, the dataset and sampler, training transforms, U-Net targets."""

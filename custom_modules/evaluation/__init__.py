@@ -1,0 +1,1 @@
+"""Scoring label maps (the DSB metric) and measuring nuclei."""

@@ -1,0 +1,235 @@
+"""Any nucleus size: estimate an image's nucleus diameter and rescale it to the training size.
+
+A network knows the nucleus sizes it was trained on (DSB2018 stage1_train: 90 % of the
+24,135 nuclei 7-49 px across, median 19; per image, median 10-50 px for 90 % of images). On images at a higher magnification it sees texture, not nuclei,
+and returns a few specks. As Cellpose's ``diameter``, :class:`NucleusRescaledModel`
+resizes each image so that its nuclei meet the training size, predicts, and returns
+the label map at the input's size.
+
+``diameter='auto'`` estimates the size with the network itself: it predicts a window
+of the image at a few scales (1, 1/2, 1/4, 1/8), and takes the scale at which the
+confident nuclei *cover* most of the window. Specks on too-large nuclei are many but
+small, so they cover little; the right scale covers the nuclei. The diameter is the
+median equivalent diameter of that scale's nuclei, in the input's pixels. Images whose
+estimate lies inside ``keep_range`` (sizes the network handles as they are) are
+predicted unchanged, so images like the training set lose nothing.
+"""
+import inspect
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmdet.registry import MODELS
+from mmengine.model import BaseTTAModel
+
+from custom_modules.inference.tiling import NucleusTiledModel
+from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction
+from custom_modules.structures.predictor import innermost, predict_batch
+
+# Images are rescaled to this diameter: inside the training range, a little above the
+# nuclei's median (19 px) because the networks' masks drop the smallest nuclei (min_area).
+TRAIN_DIAMETER = 22.0
+# Estimates in here are predicted as they are: the 5th-95th percentile of the training
+# images' median nucleus diameters (9.6-49.7 px). On 38 fold-0 images (BENCHMARKS.md) the first
+# guess, (11, 44), rescaled native images of 48-51 px and cost 0.017 at their own scale.
+KEEP_RANGE = (10.0, 50.0)
+PROBE_SCALES = (1.0, 0.5, 0.25, 0.125)
+
+
+class DiameterEstimate(NamedTuple):
+    """What the size probe found.
+
+    Attributes:
+        diameter: median nucleus diameter in the input's pixels (NaN: none found).
+        scale: the probe scale whose nuclei covered most (NaN: none found).
+        coverage: per probe scale, the share of the window its nuclei covered.
+    """
+    diameter: float
+    scale: float
+    coverage: Tuple[Tuple[float, float], ...]
+
+
+def resize(img: np.ndarray, factor: float) -> np.ndarray:
+    """``img`` scaled by ``factor`` (area averaging when shrinking)."""
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if size == (w, h):
+        return img
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def busiest_window(img: np.ndarray, size: int) -> Tuple[slice, slice]:
+    """The ``size`` window (of a 3 x 3 grid of positions) with the most contrast."""
+    h, w = img.shape[:2]
+    grey = img.mean(axis=2) if img.ndim == 3 else img
+    best, best_spread = (slice(0, min(h, size)), slice(0, min(w, size))), -1.0
+    for top in np.linspace(0, max(h - size, 0), 3).round().astype(int):
+        for left in np.linspace(0, max(w - size, 0), 3).round().astype(int):
+            window = (slice(top, top + size), slice(left, left + size))
+            spread = float(grey[window].std())
+            if spread > best_spread:
+                best, best_spread = window, spread
+    return best
+
+
+def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_SCALES,
+                      window: int = 512, score_thr: float = 0.5, min_side: int = 48,
+                      keep_share: float = 0.8,
+                      probe_range: Sequence[float] = (6.0, 64.0)) -> DiameterEstimate:
+    """Estimate the nucleus diameter of one image with a label-map predictor.
+
+    Args:
+        predict: ``img -> LabelMapPrediction`` (one view of the network).
+        img: ``H x W x 3`` model input.
+        scales: probe scales; each predicts one ``window`` of the rescaled image.
+        window: side of the probed window, in rescaled pixels.
+        score_thr: nuclei scoring below it are not counted.
+        min_side: scales that make the image's shorter side smaller are skipped.
+        keep_share: the largest scale whose coverage is at least this share of
+            the best coverage wins (a smaller scale merges small nuclei).
+        probe_range: only nuclei this wide in the probed window count (narrower:
+            specks; wider: merged clumps or sizes the network was not trained on).
+    """
+    found = []
+    for scale in sorted(set(scales), reverse=True):
+        if min(img.shape[:2]) * scale < min_side and found:
+            continue
+        scaled = resize(img, scale)
+        rows, cols = busiest_window(scaled, window)
+        pred = filter_prediction(predict(np.ascontiguousarray(scaled[rows, cols])), score_thr)
+        crop = pred.label_map
+        areas = np.bincount(crop.ravel(), minlength=len(pred) + 1)[1:len(pred) + 1]
+        widths = 2.0 * np.sqrt(areas / np.pi)  # equivalent diameters
+        counted = (widths >= probe_range[0]) & (widths <= probe_range[1])
+        weights = np.asarray(pred.scores, np.float64) * counted
+        coverage = float((areas * weights).sum() / max(crop.size, 1))
+        found.append((scale, coverage,
+                      float(np.median(widths[counted])) / scale if counted.any() else np.nan))
+    best = max(c for _, c, _ in found)
+    if best <= 0:
+        return DiameterEstimate(np.nan, np.nan, tuple((s, c) for s, c, _ in found))
+    scale, _, diameter = next(f for f in found if f[1] >= keep_share * best)
+    return DiameterEstimate(diameter, scale, tuple((s, c) for s, c, _ in found))
+
+
+def rescale_factor(diameter: float, train_diameter: float = TRAIN_DIAMETER,
+                   keep_range: Optional[Sequence[float]] = KEEP_RANGE,
+                   factor_range: Sequence[float] = (0.125, 4.0)) -> float:
+    """The resize factor that brings ``diameter`` to ``train_diameter`` (1 inside ``keep_range``)."""
+    if not np.isfinite(diameter) or diameter <= 0:
+        return 1.0
+    if keep_range is not None and keep_range[0] <= diameter <= keep_range[1]:
+        return 1.0
+    return float(np.clip(train_diameter / diameter, *factor_range))
+
+
+def parse_diameter(value: Union[str, float, None]) -> Union[str, float, None]:
+    """``'auto'``, ``None`` (``'none'``/``0``: never rescale) or a positive number of pixels.
+
+    Raises:
+        ValueError: anything else, naming the value.
+    """
+    if value is None or isinstance(value, str) and value.lower() in ('auto', 'none'):
+        return None if value is None or value.lower() == 'none' else 'auto'
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"diameter must be 'auto', 'none' or pixels, got {value!r}") from None
+    if number == 0:
+        return None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f'diameter must be a positive number of pixels, got {value!r}')
+    return number
+
+
+def resize_label_map(pred: LabelMapPrediction, shape: Tuple[int, int]) -> LabelMapPrediction:
+    """The prediction at ``shape`` (nearest neighbour; nuclei that vanish go)."""
+    if pred.label_map.shape == tuple(shape):
+        return pred
+    label_map = cv2.resize(pred.label_map.astype(np.float32), (shape[1], shape[0]),
+                           interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    return filter_prediction(pred.replace(label_map=label_map))
+
+
+@MODELS.register_module()
+class NucleusRescaledModel(BaseTTAModel):
+    """Wrap any label-map predictor to predict each image at the training nucleus size.
+
+    Args:
+        module: the wrapped predictor's config (a network, TTA, tiles).
+        diameter: ``'auto'`` (estimate per image) or the nuclei's diameter in pixels.
+        train_diameter: the diameter the network was trained at.
+        keep_range: estimates inside it are predicted unchanged (``None``: always rescale).
+        factor_range: the least and largest resize factor.
+        window: side of the window the size probe predicts at each scale.
+        data_preprocessor: unused (the wrapped model preprocesses).
+    """
+
+    def __init__(self, module: dict, diameter: Union[str, float] = 'auto',
+                 train_diameter: float = TRAIN_DIAMETER,
+                 keep_range: Optional[Sequence[float]] = KEEP_RANGE,
+                 factor_range: Sequence[float] = (0.125, 4.0), window: int = 512,
+                 data_preprocessor: Optional[dict] = None) -> None:
+        super().__init__(module=module, data_preprocessor=data_preprocessor)
+        self.diameter = parse_diameter(diameter)
+        if self.diameter is None:
+            raise ValueError("NucleusRescaledModel needs diameter 'auto' or pixels")
+        if train_diameter <= 0 or not 0 < factor_range[0] <= 1 <= factor_range[1]:
+            raise ValueError(f'need train_diameter > 0 and factor_range around 1, got '
+                             f'{train_diameter} and {tuple(factor_range)}')
+        self.train_diameter = float(train_diameter)
+        self.keep_range = None if keep_range is None else tuple(map(float, keep_range))
+        self.factor_range = tuple(map(float, factor_range))
+        self.window = window
+        self.last_estimate: Optional[DiameterEstimate] = None
+        self._whole: Optional[LabelMapPrediction] = None  # the probe's whole image at scale 1
+
+    def network(self):
+        """The trained network inside the wrapped predictor (the size probe's one view)."""
+        return innermost(self.module)
+
+    def direct_network(self, img: np.ndarray):
+        """The network when the wrapped predictor hands ``img`` to it as it is, else None."""
+        module = self.module
+        while isinstance(module, NucleusTiledModel) and not module.tiles(img):
+            module = module.module
+        return module if module is self.network() else None
+
+    def factor(self, img: np.ndarray) -> float:
+        """The resize factor for one image (estimating its diameter when ``'auto'``)."""
+        self._whole = None
+        if self.diameter != 'auto':
+            self.last_estimate = DiameterEstimate(self.diameter, np.nan, ())
+            return rescale_factor(self.diameter, self.train_diameter, None, self.factor_range)
+        net = self.network()
+
+        def probe(window: np.ndarray) -> LabelMapPrediction:
+            pred = net.predict_label_map(window)
+            if window.shape == img.shape:  # the whole image at scale 1: kept for reuse
+                self._whole = pred
+            return pred
+
+        self.last_estimate = estimate_diameter(probe, img, window=self.window)
+        return rescale_factor(self.last_estimate.diameter, self.train_diameter,
+                              self.keep_range, self.factor_range)
+
+    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
+        """Predict at the training nucleus size; the label map at ``img``'s size."""
+        factor = self.factor(img)
+        if factor == 1.0:
+            whole = self._whole if self.direct_network(img) is not None else None
+            return whole if whole is not None else self.module.predict_label_map(img)
+        scaled = np.ascontiguousarray(resize(img, factor))
+        net = self.direct_network(scaled)
+        if factor < 1 and net is not None and 'out_shape' in inspect.signature(
+                net.predict_label_map).parameters:  # masks pasted smoothly at the input's size
+            pred = net.predict_label_map(scaled, out_shape=img.shape[:2])
+            min_area = getattr(getattr(net, 'postprocess', None), 'min_area', 0)
+            return filter_prediction(pred, 0.0, int(np.ceil(min_area / factor ** 2)))
+        return resize_label_map(self.module.predict_label_map(scaled), img.shape[:2])
+
+    def test_step(self, data: dict) -> list:
+        return predict_batch(self, data)
+
+    def merge_preds(self, data_samples_list):
+        raise NotImplementedError('NucleusRescaledModel predicts each image itself')

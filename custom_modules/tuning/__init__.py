@@ -1,0 +1,1 @@
+"""Post-processing thresholds tuned on cached raw predictions."""

@@ -1,0 +1,1 @@
+"""Outlines and overlays of predicted and true nuclei."""
