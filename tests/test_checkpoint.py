@@ -88,3 +88,10 @@ def test_checkpoint_of_another_model_named(tmp_path):
     assert '1 missing (e.g. 1.running_var)' in message
     assert '1 unexpected (e.g. extra.weight)' in message
     assert '5 mis-shaped (e.g. 0.weight (4, 2) vs (3, 2) in the model' in message
+
+
+def test_unwrapped_state_drops_only_a_leading_module_prefix():
+    from custom_modules.engine.checkpoint import unwrapped_state
+    state = unwrapped_state({'state_dict': {'module.a.w': 1, 'b.module.c': 2, 'd': 3}})
+    assert state == {'a.w': 1, 'b.module.c': 2, 'd': 3}
+    assert unwrapped_state({'module.x': 4}) == {'x': 4}  # a bare state dict

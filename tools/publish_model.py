@@ -24,7 +24,7 @@ from safetensors.torch import save
 
 from custom_modules.data.datasets import config_input_mode
 from custom_modules.engine.checkpoint import (CheckpointError, check_checkpoint_fits,
-                                              check_state_fits)
+                                              check_state_fits, unwrapped_state)
 from custom_modules.inference import model_zoo
 from custom_modules.inference.model_zoo import load_config
 from custom_modules.io.atomic import check_can_write, write_all_or_nothing
@@ -36,10 +36,8 @@ CONFIGS = os.path.join(REPO_ROOT, 'configs')
 
 def inference_state(ckpt: dict, half: bool) -> dict:
     """The weights alone, contiguous; floating tensors in half precision when asked."""
-    state = ckpt.get('state_dict', ckpt)
-    return {k[len('module.'):] if k.startswith('module.') else k:
-            (v.half() if half and v.is_floating_point() else v).contiguous()
-            for k, v in state.items()}
+    return {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+            for k, v in unwrapped_state(ckpt).items()}
 
 
 def read_checkpoint(net, path: str) -> dict:

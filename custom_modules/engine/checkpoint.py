@@ -161,6 +161,12 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3,
     return ckpt
 
 
+def unwrapped_state(ckpt: dict) -> dict:
+    """A checkpoint's state dict with a wrapper's leading ``module.`` dropped from each key."""
+    state = ckpt.get('state_dict', ckpt)
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
 def check_state_fits(model: torch.nn.Module, ckpt: dict, path: str, examples: int = 3) -> None:
     """Check an already loaded checkpoint ``ckpt`` (read from ``path``) against ``model``.
 
@@ -170,7 +176,7 @@ def check_state_fits(model: torch.nn.Module, ckpt: dict, path: str, examples: in
     state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, dict):
         raise CheckpointError(f'{path}: its state_dict is a {type(state).__name__}, not a dict')
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    state = unwrapped_state(ckpt)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from skimage.measure import regionprops_table
 
+from custom_modules.data.datasets import DEFAULT_CLASSES
 from custom_modules.structures.label_map import LabelMapPrediction
 
 MEASUREMENT_COLUMNS = (
@@ -47,7 +48,7 @@ def class_name(index: int, class_names: Sequence[str]) -> str:
 
 
 def measure_nuclei(pred: LabelMapPrediction, image: np.ndarray,
-                   class_names: Optional[Sequence[str]] = ('nucleus', )) -> List[Dict]:
+                   class_names: Optional[Sequence[str]] = DEFAULT_CLASSES) -> List[Dict]:
     """One dict per nucleus (columns :data:`MEASUREMENT_COLUMNS`), ordered by label.
 
     Args:

@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
-from custom_modules.engine.checkpoint import check_checkpoint_fits
+from custom_modules.engine.checkpoint import check_checkpoint_fits, unwrapped_state
 from custom_modules.inference.diameter import parse_diameter
 from custom_modules.structures.predictor import innermost
 
@@ -83,7 +83,5 @@ def load_weights(model, checkpoint: str, trust: Optional[bool] = None) -> dict:
         from custom_modules.inference.model_zoo import load_safetensors
         return load_safetensors(net, checkpoint)
     ckpt = check_checkpoint_fits(net, checkpoint, trust=trust)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in ckpt.get('state_dict', ckpt).items()}
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(unwrapped_state(ckpt), strict=True)
     return ckpt
