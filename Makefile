@@ -49,5 +49,5 @@ test: $(STAMP)
 
 # Cellpose 4.x and 3.x for bench/bench_peer.py, each in a folder of its own under
 # work_dirs/peer_env (pip --target --no-deps, pinned): .venv is not touched.
-peer-env: $(STAMP)
+peer-env:  # needs .venv (make venv) for its torch and numpy
 	PY=$(PY) bash bench/peer_env.sh work_dirs/peer_env

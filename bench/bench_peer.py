@@ -167,7 +167,7 @@ def run_tool(tool, data_path, tmp, args):
 
 
 def fmt(value, estimate=False):
-    return '-' if value is None else f'{value:8.2f}{"*" if estimate else " "}'
+    return f'{"-":>8} ' if value is None else f'{value:8.2f}{"*" if estimate else " "}'
 
 
 def print_table(records, images, args):

@@ -156,7 +156,8 @@ def cp4(data, sizes, args):
     model.pretrained_model = None
     model.net = vit.CPSAM(dtype=torch.float32).eval()
     note = (f'cellpose {version} CPSAM ViT-L (random weights, float32: the default bfloat16 '
-            'weights not timed; no warm-up call), 256 px tiles, overlap 0.1, no rescale (diameter None); ')
+            'weights not timed; no warm-up call), 256 px tiles, overlap 0.1, no rescale '
+            '(diameter None); ')
     note += ('net = one 256 px tile forward x the tile count (estimate)' if args.sam_mode == 'tile'
              else 'net = eval(compute_masks=False)')
     out, tile = [], None
