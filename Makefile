@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := work_dirs/demo
 SAMPLE := data/sample/stage1_train
 
-.PHONY: venv demo test clean-demo
+.PHONY: venv demo test clean-demo peer-env
 
 venv: $(STAMP)
 
@@ -46,3 +46,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Cellpose 4.x and 3.x for bench/bench_peer.py, each in a folder of its own under
+# work_dirs/peer_env (pip --target --no-deps, pinned): .venv is not touched.
+peer-env:  # needs .venv (make venv) for its torch and numpy
+	PY=$(PY) bash bench/peer_env.sh work_dirs/peer_env
