@@ -15,6 +15,7 @@ from its own layer or lower ones; ``tests/test_layers.py`` checks it):
   from a config, the model zoo, the inferencer;
 - ``tuning``: post-processing thresholds tuned on cached raw predictions.
 """
+from custom_modules.data import appearance  # noqa: F401  (appearance augmentations)
 from custom_modules.data.datasets import LoadNucleusImage, NucleusDataset, StratumBalancedSampler
 from custom_modules.data.transforms import (InstanceSafeRandomCrop, RandomChannelShift,
                                             RandomFreeRotate, RandomRot90, RandomZoom)

@@ -1,7 +1,7 @@
 """The outputs of ``prepare_dsb.py``: COCO JSONs, fold JSONs and ``folds.csv``."""
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 from custom_modules.io.atomic import write_all_or_nothing
 from custom_modules.io.csv_cells import csv_text
@@ -17,23 +17,36 @@ def coco_dict(images: list, anns: list, labelled: bool, categories: List[dict]) 
     return out
 
 
-def output_paths(out_dir: str, labelled: bool, fold: int) -> List[str]:
-    """The files a run writes: full.json, then train/val JSONs and folds.csv if labelled."""
+def output_paths(out_dir: str, labelled: bool, fold: int, types: bool = False) -> List[str]:
+    """The files a run writes: full.json, then train/val JSONs and folds.csv if labelled,
+    then ``train_types.json`` and ``val_types.json`` for a type-held-out split."""
     names = ['full.json']
     if labelled:
         names += [f'train_fold{fold}.json', f'val_fold{fold}.json', 'folds.csv']
+    if types:
+        names += ['train_types.json', 'val_types.json']
     return [os.path.join(out_dir, n) for n in names]
+
+
+def subset(images: list, anns: list, keep, categories: List[dict]) -> str:
+    """The COCO JSON text of the images for which ``keep(image)`` holds, with their annotations."""
+    sub = [im for im in images if keep(im)]
+    ids = {im['id'] for im in sub}
+    return json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True, categories))
 
 
 def write_outputs(args, images: list, anns: list, labelled: bool,
                   groups: Optional[Dict[str, str]], categories: List[dict],
-                  with_folds: bool) -> List[str]:
+                  with_folds: bool, held_out: Optional[Set[str]] = None) -> List[str]:
     """Write every output, or none of them (see ``custom_modules.io.atomic``).
 
     With several categories, folds are stratified by each image's main class
-    too; without ``with_folds`` only ``full.json`` is written.
+    too; without ``with_folds`` no fold is written. ``held_out`` (image ids)
+    adds the type-held-out split: those images in ``val_types.json``, the
+    others in ``train_types.json``.
     """
-    paths = output_paths(args.out_dir, labelled and with_folds, args.fold)
+    types = labelled and held_out is not None
+    paths = output_paths(args.out_dir, labelled and with_folds, args.fold, types)
     texts = [json.dumps(coco_dict(images, anns, labelled, categories))]
     if labelled and with_folds:
         strata = {im['image_id']: im['stratum'] for im in images}
@@ -44,11 +57,11 @@ def write_outputs(args, images: list, anns: list, labelled: bool,
                              args.seed)
         for im in images:
             im['fold'] = folds[im['image_id']]
-        for keep in (lambda f: f != args.fold, lambda f: f == args.fold):  # train, val
-            sub = [im for im in images if keep(im['fold'])]
-            ids = {im['id'] for im in sub}
-            texts.append(json.dumps(coco_dict(sub, [a for a in anns if a['image_id'] in ids], True,
-                                              categories)))
+        texts.append(subset(images, anns, lambda im: im['fold'] != args.fold, categories))
+        texts.append(subset(images, anns, lambda im: im['fold'] == args.fold, categories))
         texts.append(csv_text(('img_id', 'fold', 'stratum'),
                               ((im['image_id'], im['fold'], im['stratum']) for im in images)))
+    if types:
+        texts.append(subset(images, anns, lambda im: im['image_id'] not in held_out, categories))
+        texts.append(subset(images, anns, lambda im: im['image_id'] in held_out, categories))
     return write_all_or_nothing(dict(zip(paths, texts)))

@@ -3,7 +3,8 @@
 Examples::
 
     python data_prep/prepare_dsb.py ../shared/dsb2018/stage1_train data/dsb \\
-        --groups ../shared/dsb2018/mosaic_groups.csv --folds 5 --fold 0
+        --groups ../shared/dsb2018/mosaic_groups.csv --folds 5 --fold 0 --types \\
+        data_prep/image_types.csv --hold-out-types colour_tissue,grey_small_dense,grey_brightfield
     python data_prep/prepare_dsb.py stage1_train_labels.csv data/dsb --images stage1_train
     python data_prep/prepare_dsb.py stage1_test data/test        # images only
     python data_prep/prepare_dsb.py train.csv data/cells --images train --class-column cell_type
@@ -16,7 +17,10 @@ Sartorius CSV's ``cell_type`` column is the class unless told otherwise
 
 Outputs in OUT_DIR: ``full.json`` (every image), and for labelled data
 ``train_fold<F>.json``, ``val_fold<F>.json`` and ``folds.csv`` (skipped, saying
-why, when the images are too few for the folds). Nothing is written unless
+why, when the images are too few for the folds); with ``--hold-out-types`` also
+``train_types.json`` and ``val_types.json``: every image of those types (from
+``--types``, see ``image_types.py``) in validation, the rest in training, no
+mosaic split (:mod:`data_prep.type_split`). Nothing is written unless
 every input is valid; an empty ``masks/`` folder is not, without ``--allow-empty``.
 """
 import argparse
@@ -39,6 +43,7 @@ from data_prep.classes import (InputError, category_id, image_classes, make_cate
 from data_prep.folds import fold_problem, read_groups
 from data_prep.kaggle_csv import DEFAULT_CLASS_COLUMNS, LAYOUTS, NO_CLASS, parse_image_rows, read_rle_csv
 from data_prep.outputs import output_paths, write_outputs
+from data_prep.type_split import held_out_images, read_types, split_summary
 
 
 def scan_layout(src: str, images_only: bool) -> Tuple[List[str], bool]:
@@ -195,6 +200,10 @@ def parse_args(argv: Optional[list] = None):
                         '(default: each image is its own group)')
     parser.add_argument('--folds', type=int, default=5, help='number of folds K (default 5)')
     parser.add_argument('--fold', type=int, default=0, help='fold written as val_fold<F>.json (default 0)')
+    parser.add_argument('--types', metavar='FILE', help='CSV image_id,type (data_prep/image_types.py '
+                        'writes it) for --hold-out-types')
+    parser.add_argument('--hold-out-types', metavar='TYPE[,TYPE...]', help='also write '
+                        'train_types.json / val_types.json: these types in validation, the rest in training')
     parser.add_argument('--seed', type=int, default=0, help='seed for the fold assignment (default 0)')
     parser.add_argument('--images-only', action='store_true',
                         help='ignore masks and write an images-only JSON for inference')
@@ -228,6 +237,8 @@ def parse_args(argv: Optional[list] = None):
     if sum(map(bool, (args.class_column not in (None, NO_CLASS), args.class_map,
                       args.class_by_kind))) > 1:
         parser.error('give one of --class-column, --class-map, --class-by-kind')
+    if bool(args.types) != bool(args.hold_out_types):
+        parser.error('--types and --hold-out-types go together')
     return args
 
 
@@ -237,7 +248,10 @@ def main(argv: Optional[list] = None) -> int:
         groups = read_groups(args.groups) if args.groups else None
         jobs, labelled, categories = build_jobs(args)
         folds_skipped = labelled and fold_problem(jobs, args.folds, groups)
-        check_can_write(output_paths(args.out_dir, labelled and not folds_skipped, args.fold))
+        types = read_types(args.types) if args.types and labelled else None
+        held_out = types and held_out_images(types, args.types, args.hold_out_types.split(','),
+                                             [job['image_id'] for job in jobs], groups)
+        check_can_write(output_paths(args.out_dir, labelled and not folds_skipped, args.fold, bool(types)))
     except (InputError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
@@ -253,7 +267,7 @@ def main(argv: Optional[list] = None) -> int:
                     anns.append(dict(id=len(anns) + 1, image_id=img_idx, **ann))
                 totals += stats
         written = write_outputs(args, images, anns, labelled, groups, categories,
-                                not folds_skipped)
+                                not folds_skipped, held_out)
     except (InputError, ImageReadError, ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         print('nothing was written', file=sys.stderr)
@@ -273,6 +287,8 @@ def main(argv: Optional[list] = None) -> int:
         print(f"fixes: {totals['empty masks dropped']} empty masks dropped, "
               f"{totals['overlapping pixels resolved']} overlapping pixels given to the first mask, "
               f"{totals['masks emptied by overlap']} masks emptied by overlap dropped")
+        if types:
+            print('\n'.join(split_summary(images, anns, types, held_out)))
     else:
         print('no masks: images-only JSON for inference')
     for path in written:
