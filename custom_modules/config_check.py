@@ -4,17 +4,22 @@
 adds a new, unused ``score_th`` beside ``score_thr``, and ``train_cfg.max_iters=abc``
 puts a string where a number belongs (a traceback deep in the runner).
 :func:`check_cfg_options` compares each option's path and value with the loaded
-config first. :func:`load_config`
-and :func:`check_data_paths` turn a missing config or data file into one line;
+config first. :func:`load_config` fills in the configs' fields
+(:func:`fill_fields`: ``'{ann_dir}train_fold{fold}.json'``) after the overrides,
+and it and :func:`check_data_paths` turn a missing config or data file into one line;
 :func:`check_num_classes` (run by :func:`check_data_paths`) a model whose
 number of classes is not the data's.
 """
+import copy
 import difflib
 import json
 import os
+import re
+import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 DELETE_KEY = '_delete_'
+FIELD = re.compile(r'\{(\w+)\}')  # '{name}': the config's top-level key ``name``
 # Where models keep their number of (thing) classes, below ``model`` (wrappers'
 # ``module`` keys skipped): two-stage heads, single-stage heads (RTMDet-Ins,
 # CondInst, SOLO), top-level, Mask2Former.
@@ -97,15 +102,67 @@ def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
     return warnings
 
 
-def load_config(path: str):
-    """``Config.fromfile(path)``, with one line naming the file when it cannot be loaded.
+def _filled(value, top: Mapping, seen: Tuple[str, ...]):
+    """``value`` with its fields filled from ``top`` (see :func:`fill_fields`)."""
+    if isinstance(value, str):
+        whole = FIELD.fullmatch(value)
+        if whole and whole.group(1) in top:
+            name = whole.group(1)
+            if name in seen:
+                raise ValueError(f'the field {{{name}}} refers to itself ({" -> ".join(seen)})')
+            return _filled(copy.deepcopy(top[name]), top, seen + (name, ))
+        return FIELD.sub(lambda m: str(_filled(top[m.group(1)], top, seen + (m.group(1), )))
+                         if m.group(1) in top else m.group(0), value)
+    if isinstance(value, Mapping):
+        return {k: _filled(v, top, seen) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            whole = FIELD.fullmatch(item) if isinstance(item, str) else None
+            filled = _filled(item, top, seen)
+            if whole and isinstance(value, list) and isinstance(top.get(whole.group(1)), list):
+                items.extend(filled)  # a list piece: ['{load}', '{augment}', '{pack}']
+            else:
+                items.append(filled)
+        return type(value)(items)
+    return value
 
-    A shipped model's ``config.py`` gets its ``thresholds.json``, and an
-    ensemble its members named by model (:func:`~custom_modules.model_zoo.prepare_config`).
+
+def fill_fields(cfg) -> None:
+    """Fill in the fields of ``cfg`` in place: ``'{name}'`` names the top-level key ``name``.
+
+    A whole-string field takes the key's value (a number, a tuple, a dict); a
+    whole-string field in a list that names a list is spliced in; a field inside
+    a longer string is formatted (``'{ann_dir}val_fold{fold}.json'``). Fields
+    nest; braces naming no top-level key are left alone. The configs' bases keep
+    what follows from a key (data paths, schedule) as fields, so a leaf or an
+    override of the key moves it all (``configs/_base_/dsb_dataset.py``).
 
     Raises:
-        ValueError: no such file, or a config that does not load (syntax
-            error, missing ``_base_``, a bad ``thresholds.json``, ...).
+        ValueError: a field that refers to itself.
+    """
+    top = {k: v.to_dict() if hasattr(v, 'to_dict') else v for k, v in cfg.items()}
+    for key, value in top.items():
+        filled = _filled(value, top, (key, ))
+        if filled != value:
+            cfg[key] = filled
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None):
+    """Load ``path``, apply ``--cfg-options`` and fill in the fields, with one-line errors.
+
+    Overrides of top-level keys (``data_root=/data/``, ``fold=1``) are merged
+    before :func:`fill_fields`, so what follows from them moves; dotted ones
+    (``train_dataloader.dataset.ann_file=...``) after it, so they set exactly
+    that value. A shipped model's ``config.py`` gets its ``thresholds.json``
+    (before the overrides), and an ensemble its members named by model
+    (:func:`~custom_modules.model_zoo.prepare_config`). Warnings of
+    :func:`check_cfg_options` (a new key) are printed to stderr.
+
+    Raises:
+        ValueError: no such file, a config that does not load (syntax error,
+            missing ``_base_``, a bad ``thresholds.json``, ...), or an override
+            refused by :func:`check_cfg_options`.
     """
     from mmengine.config import Config
 
@@ -116,7 +173,18 @@ def load_config(path: str):
         cfg = Config.fromfile(path)
     except Exception as err:  # noqa: BLE001  a config is Python: it can raise anything
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
-    return prepare_config(cfg, path)
+    options = dict(cfg_options or {})
+    top = {k: v for k, v in options.items() if '.' not in k}
+    warnings = check_cfg_options(cfg, top)
+    cfg.merge_from_dict(top)
+    fill_fields(cfg)
+    cfg = prepare_config(cfg, path)
+    dotted = {k: v for k, v in options.items() if '.' in k}
+    warnings += check_cfg_options(cfg, dotted)
+    cfg.merge_from_dict(dotted)
+    for warning in warnings:
+        print(f'warning: {warning}', file=sys.stderr)
+    return cfg
 
 
 def dataset_path(dataset: Mapping, path) -> Optional[str]:

@@ -12,6 +12,7 @@ from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
 from conftest import REPO, run_tool
+from custom_modules.config_check import load_config
 from custom_modules.instances import SoftInstances, instances_to_prediction
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.model_zoo import read_thresholds
@@ -184,8 +185,7 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
     assert 'score_thr[0]' not in proc.stdout and 'min_area' in proc.stdout  # the table
 
     # label map for label map: the tuned model predicts what the tuner scored
-    cfg = Config.fromfile(str(out))
-    cfg.merge_from_dict(dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
+    cfg = load_config(str(out), dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
     model = MODELS.build(cfg.model).eval()
     load_weights(model, checkpoints['mrcnn'])
     with open(cache, 'rb') as f:

@@ -26,7 +26,7 @@ from mmengine.config import DictAction
 
 from custom_modules.atomic import check_can_write, write_atomic
 from custom_modules.checkpoint import CheckpointError, trust_pickled_code
-from custom_modules.config_check import check_cfg_options, check_data_paths, load_config
+from custom_modules.config_check import check_data_paths, load_config
 from custom_modules.inference import innermost, is_ensemble, load_weights, predictor_cfg
 from custom_modules.model_zoo import thresholds_json
 from custom_modules.tuning import (CACHE_VERSION, Scorer, capture, coordinate_descent,
@@ -67,10 +67,7 @@ def parse_args(argv=None):
 def setup(args, parser):
     """The config, the built predictor and the validation split; errors as usage errors."""
     try:
-        cfg = load_config(args.config)
-        for warning in check_cfg_options(cfg, args.cfg_options or {}):
-            print(f'warning: {warning}', file=sys.stderr)
-        cfg.merge_from_dict(args.cfg_options or {})
+        cfg = load_config(args.config, args.cfg_options)
         if is_ensemble(cfg):
             raise ValueError(f"{args.config} is an ensemble: tune each member's config")
         if not osp.isfile(args.checkpoint):
