@@ -19,11 +19,11 @@ from collections import defaultdict
 
 import cv2
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
+from custom_modules.config_check import load_config
 from custom_modules.diameter import resize
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.label_map import gt_label_map
@@ -53,7 +53,7 @@ def main(argv=None):
                         help='skip images whose longer side exceeds this (before scaling)')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     if args.ann_file:
         cfg.test_dataloader.dataset.ann_file = args.ann_file
     init_default_scope('mmdet')

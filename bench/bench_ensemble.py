@@ -14,11 +14,11 @@ import os
 import time
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
+from custom_modules.config_check import load_config
 from custom_modules.consensus import consensus_merge
 from custom_modules.ensemble import split_by
 from custom_modules.label_map import filter_prediction, gt_label_map
@@ -61,7 +61,7 @@ def main():
     parser.add_argument('--overlays', help="write overlay PNGs (each method's outlines) of the "
                         "four images the first member scores worst on here")
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     ens = MODELS.build(dict(cfg.model, tta=args.tta)).eval()
     weights, min_area = ens.weights, ens.min_area

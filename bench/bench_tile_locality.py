@@ -17,11 +17,11 @@ import argparse
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
 import custom_modules  # noqa: F401
+from custom_modules.config_check import load_config
 from custom_modules.image_io import ImageReadError, read_image_file, to_model_input
 from custom_modules.inference import load_weights
 from custom_modules.inferencer import config_input_mode
@@ -68,7 +68,7 @@ def main():
         raw = read_image_file(args.image)
     except ImageReadError as err:
         parser.error(str(err))
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     cfg.model.encoder.init_cfg = None
     init_default_scope('mmdet')
     torch.manual_seed(0)

@@ -10,11 +10,11 @@ import argparse
 import time
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
+from custom_modules.config_check import load_config
 from custom_modules.consensus import consensus_merge
 from custom_modules.inference import load_weights, predictor_cfg
 from custom_modules.label_map import gt_label_map
@@ -73,7 +73,7 @@ def main():
     parser.add_argument('checkpoint')
     parser.add_argument('--limit', type=int, help='only the first N validation images')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     tta = MODELS.build(predictor_cfg(cfg, tta=True, tile=0)).eval()
     load_weights(tta, args.checkpoint)
