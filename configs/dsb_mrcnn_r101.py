@@ -11,7 +11,8 @@ input_mode = 'rgb'  # the image as it is (the CPU recipes use 'grey_dark')
 augment = [
     # Strong zoom in/out with aspect changes, before the crop (the solution's
     # scale augmentation); pre_crop keeps memory bounded on large images.
-    dict(type='RandomZoom', scale_range=(0.5, 2.0), aspect_range=(0.75, 1.33), pre_crop='{crop_size}'),
+    dict(type='RandomZoom', scale_range=(0.5, 2.0), aspect_range=(0.75, 1.33),
+         pre_crop='{crop_size}'),
     # MAX_GT_INSTANCES = 256 per crop.
     dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=256),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),

@@ -27,7 +27,8 @@ load = [
 augment = [
     # Zoom in/out with aspect changes before the crop (the 3rd-place solution's
     # scale augmentation); pre_crop keeps memory bounded on large images.
-    dict(type='RandomZoom', scale_range=(0.6, 1.6), aspect_range=(0.8, 1.25), pre_crop='{crop_size}'),
+    dict(type='RandomZoom', scale_range=(0.6, 1.6), aspect_range=(0.8, 1.25),
+         pre_crop='{crop_size}'),
     # MAX_GT_INSTANCES = 256 per crop; crops keep whole nuclei where they can.
     dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=256),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
