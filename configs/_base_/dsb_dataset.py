@@ -59,6 +59,7 @@ val_dataloader = dict(
     dataset=dict(type='NucleusDataset', data_root='{data_root}',
                  ann_file='{ann_dir}val_fold{fold}.json', data_prefix=dict(img='{img_dir}'),
                  pipeline='{test_pipeline}', test_mode=True))
-test_dataloader = '{val_dataloader}'  # the held-out fold; tools/test.py overrides for a test set
+# The held-out fold, its fields filled alike; a dict (not a field), so leaves merge into it.
+test_dataloader = val_dataloader
 val_evaluator = dict(type='DSBMetric')
 test_evaluator = dict(type='DSBMetric', segm_ap=True)  # COCO mask AP beside the DSB score
