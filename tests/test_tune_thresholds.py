@@ -209,8 +209,7 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
 
 def test_tta_views_are_cached_so_the_vote_is_tuned_as_the_tta_model_votes(labelled):
     root, src, checkpoints = labelled
-    cfg = Config.fromfile(MRCNN)
-    cfg.merge_from_dict(dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
+    cfg = load_config(MRCNN, dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
     cfg.model.test_cfg.rcnn.score_thr = 0.5  # untrained: scores of about 0.5
     cfg.tta_model.update(views=[dict(), dict(shift=(2, 2, 2)), dict(flip='horizontal')],
                          vote_thr=0.3)
