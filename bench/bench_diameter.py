@@ -19,7 +19,6 @@ from collections import defaultdict
 
 import cv2
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
@@ -28,6 +27,7 @@ from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.diameter import resize
 from custom_modules.structures.label_map import gt_label_map
+from custom_modules.inference.model_zoo import load_config
 
 
 def scaled_case(img, truth, scale):
@@ -53,7 +53,7 @@ def main(argv=None):
                         help='skip images whose longer side exceeds this (before scaling)')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     if args.ann_file:
         cfg.test_dataloader.dataset.ann_file = args.ann_file
     init_default_scope('mmdet')

@@ -16,10 +16,10 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import custom_modules  # noqa: F401  (registers the project's modules)
+from custom_modules.inference.model_zoo import load_config
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmdet.utils import register_all_modules
 
@@ -64,7 +64,7 @@ def main():
     args = parser.parse_args()
     register_all_modules(init_default_scope=False)
     init_default_scope('mmdet')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     steps = build_steps(dataset_cfg.pop('pipeline'))
     dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))

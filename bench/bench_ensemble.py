@@ -14,7 +14,6 @@ import os
 import time
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
@@ -24,6 +23,7 @@ from custom_modules.inference.consensus import consensus_merge
 from custom_modules.inference.ensemble import split_by
 from custom_modules.structures.label_map import filter_prediction, gt_label_map
 from custom_modules.structures.label_ops import label_map_iou
+from custom_modules.inference.model_zoo import load_config
 
 ERRORS = ('missed', 'false_pos', 'merged', 'split')
 GRID_SCORES = (0.0, 0.4, 0.5, 0.6, 0.7)
@@ -61,7 +61,7 @@ def main():
     parser.add_argument('--overlays', help="write overlay PNGs (each method's outlines) of the "
                         "four images the first member scores worst on here")
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     ens = MODELS.build(dict(cfg.model, tta=args.tta)).eval()
     weights, min_area = ens.weights, ens.min_area

@@ -24,11 +24,11 @@ import psutil
 import torch
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
-from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import custom_modules  # noqa: F401
+from custom_modules.inference.model_zoo import load_config
 
 SAMPLE = 'data/sample/stage1_train/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365/images/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365.png'  # noqa: E501
 
@@ -70,7 +70,7 @@ def main():
     args = parser.parse_args()
     register_all_modules(init_default_scope=True)
     torch.set_grad_enabled(False)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     if args.score_thr is not None:
         cfg.model.test_cfg.rcnn.score_thr = args.score_thr
     if not args.checkpoint:

@@ -17,7 +17,6 @@ import argparse
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
@@ -25,6 +24,7 @@ import custom_modules  # noqa: F401
 from custom_modules.data.datasets import config_input_mode
 from custom_modules.data.image_io import ImageReadError, read_image_file, to_model_input
 from custom_modules.inference.builder import load_weights
+from custom_modules.inference.model_zoo import load_config
 
 
 class GroupNormStatistics:
@@ -68,7 +68,7 @@ def main():
         raw = read_image_file(args.image)
     except ImageReadError as err:
         parser.error(str(err))
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     cfg.model.encoder.init_cfg = None
     init_default_scope('mmdet')
     torch.manual_seed(0)

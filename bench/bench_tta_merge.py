@@ -10,7 +10,6 @@ import argparse
 import time
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 
@@ -20,6 +19,7 @@ from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.structures.label_map import gt_label_map
 from custom_modules.structures.label_ops import label_map_iou, relabel
+from custom_modules.inference.model_zoo import load_config
 
 
 def first_seen_merge(frames, match_iou=0.5, vote_thr=0.5, min_area=0):
@@ -73,7 +73,7 @@ def main():
     parser.add_argument('checkpoint')
     parser.add_argument('--limit', type=int, help='only the first N validation images')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     tta = MODELS.build(predictor_cfg(cfg, tta=True, tile=0)).eval()
     load_weights(tta, args.checkpoint)

@@ -36,7 +36,7 @@ def maxrss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def find_attr(name, package='custom_modules', first=('custom_modules.inferencer', )):
+def find_attr(name, package='custom_modules', first=('custom_modules.inference.inferencer', )):
     """``name`` from the project package, wherever a restructure put it."""
     for mod in first:
         try:

@@ -8,14 +8,15 @@
 _base_ = ['./_base_/dsb_mask_rcnn.py', './_base_/dsb_dataset.py', './_base_/cpu_schedule.py',
           './_base_/tta.py']
 
-channels = 128
-norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)
+channels = 128  # FPN and head width: half of MMDetection's 256, for the CPU budget
+norm_cfg = dict(type='GN', num_groups=16, requires_grad=True)  # no BatchNorm from scratch
 
 model = dict(
     # The RPN's test caps (nms_pre 4,000, 2,000 proposals) hold per 512 x 512, the
     # tile's area, and grow with a larger image: fixed, they starved the large
     # nuclei of the 1040 x 1388 image (BENCHMARKS.md, "Proposals per pixel").
     rpn_caps_area=512 * 512,
+    # ResNet-18 at half width (32..256 channels), every stage trained.
     backbone=dict(depth=18, base_channels=32, norm_cfg=norm_cfg, frozen_stages=-1,
                   norm_eval=False, init_cfg=None),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=channels),

@@ -7,11 +7,8 @@
 _base_ = './dsb_mrcnn_cpu_mnv2.py'
 
 num_classes = 3  # data_prep's IMAGE_KINDS, ids 1..3 in that order
-ann_dir = 'data/generated/dsb_kinds/'
+ann_dir = 'data/generated/dsb_kinds/'  # the file names follow (fields of _base_/dsb_dataset.py)
 
+# The model is not a field (Config.fromfile(...).model builds as it is): both heads take it.
 model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes),
                            mask_head=dict(num_classes=num_classes)))
-fold = 0  # the base's; its file names are fixed when the base is read, so set here again
-train_dataloader = dict(dataset=dict(ann_file=f'{ann_dir}train_fold{fold}.json'))
-val_dataloader = dict(dataset=dict(ann_file=f'{ann_dir}val_fold{fold}.json'))
-test_dataloader = val_dataloader

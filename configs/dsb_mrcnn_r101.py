@@ -6,36 +6,26 @@ _base_ = ['./_base_/dsb_mask_rcnn.py', './_base_/dsb_dataset.py', './_base_/runt
           './_base_/tta.py']
 
 crop_size = (512, 512)  # IMAGE_SHAPE: training on 512x512 crops
-
-train_pipeline = [
-    dict(type='LoadNucleusImage'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+input_mode = 'rgb'  # the image as it is (the CPU recipes use 'grey_dark')
+# The base's pieces (load, pack) around the solution's stronger augmentations.
+augment = [
     # Strong zoom in/out with aspect changes, before the crop (the solution's
     # scale augmentation); pre_crop keeps memory bounded on large images.
-    dict(type='RandomZoom', scale_range=(0.5, 2.0), aspect_range=(0.75, 1.33), pre_crop=crop_size),
+    dict(type='RandomZoom', scale_range=(0.5, 2.0), aspect_range=(0.75, 1.33),
+         pre_crop='{crop_size}'),
     # MAX_GT_INSTANCES = 256 per crop.
-    dict(type='InstanceSafeRandomCrop', crop_size=crop_size, min_area=4, max_instances=256),
+    dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=256),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='RandomRot90', prob=0.75),
     dict(type='RandomFreeRotate', max_angle=45.0, prob=0.5),
     dict(type='RandomChannelShift', max_shift=20.0, prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadNucleusImage'),  # the image as it is (the CPU recipes use 'grey_dark')
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                          'scale_factor', 'stratum')),
 ]
 train_dataloader = dict(
     batch_size=2,  # IMAGES_PER_GPU
     # The solution's first step samples images uniformly; its second step
     # balanced image kinds (the base's StratumBalancedSampler, which the CPU recipes use).
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+    sampler=dict(type='DefaultSampler', shuffle=True))
 
 # 120 epochs of STEPS_PER_EPOCH = 332 iterations.
 iters_per_epoch = 332

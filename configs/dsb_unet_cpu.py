@@ -33,32 +33,21 @@ model = dict(
     decode=dict(method='watershed', nucleus_thr=0.5, marker_thr=0.5, min_marker_area=4),
     postprocess=dict(min_area=10, dilation_radius=0))
 
-# Targets (one bit each) made after every geometric augmentation.
+# The Mask R-CNN's training pipeline plus the U-Net's targets (one bit each),
+# made after every geometric augmentation (_base_/dsb_dataset.py's pieces).
 train_pipeline = [
-    dict(type='LoadNucleusImage', mode='grey_dark'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomZoom', scale_range=(0.6, 1.6), aspect_range=(0.8, 1.25), pre_crop={{_base_.crop_size}}),
-    dict(type='InstanceSafeRandomCrop', crop_size={{_base_.crop_size}}, min_area=4, max_instances=256),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='RandomRot90', prob=0.75),
-    dict(type='RandomFreeRotate', max_angle=30.0, prob=0.3),
-    dict(type='RandomChannelShift', max_shift=15.0, prob=0.3),
+    '{load}', '{augment}',
     dict(type='UNetTargets', contour_width=2, boundary_width=2, marker_margin=2, gap_width=3),
-    dict(type='PackDetInputs'),
+    '{pack}',
 ]
-train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=4)
 
 # The CPU schedule of _base_/cpu_schedule.py, fitted to the 2-hour budget at
 # this model's speed: 1.23 s/iteration alone on 2 cores (bench/bench_train.py),
 # so 4,800 iterations take ~100 min; validation and a checkpoint every 1,200.
 max_iters = 4800
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters // 4)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=150),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=150, end=max_iters),
-]
-default_hooks = dict(checkpoint=dict(interval=max_iters // 4))
+val_interval = 1200
+warmup_iters = 150  # as this recipe was trained (half the base's 300)
 
 # U-Net practice: average the probabilities of the 8 flips and quarter turns.
 tta_model = dict(views={{_base_.d4_views}}, merge='probabilities')

@@ -13,8 +13,25 @@ from conftest import REPO, run_tool
 from custom_modules.inference.builder import is_ensemble, predictor_cfg
 from custom_modules.io.submission import check_submission
 from custom_modules.structures.predictor import innermost
+from custom_modules.engine.config_check import FIELD, fill_fields
+from custom_modules.inference.model_zoo import load_config
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+SHIPPED = sorted(glob.glob(osp.join(REPO, 'model_zoo', '*', 'config.py')))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def data_paths(cfg) -> dict:
+    """Every data path of a loaded config: ``{loader.key: path as the dataset joins it}``."""
+    paths = {}
+    for loader in LOADERS:
+        dataset = (cfg.get(loader, None) or {}).get('dataset', None)
+        if dataset is None:
+            continue
+        root = dataset.get('data_root', None) or ''
+        paths[f'{loader}.ann_file'] = osp.join(root, dataset.ann_file)
+        paths[f'{loader}.img'] = osp.join(root, dataset.data_prefix.img)
+    return paths
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -41,6 +58,55 @@ def test_config_builds_model_tta_and_tiled_models(path):
     assert tiled.tile_above >= 1388  # DSB2018's largest images are predicted whole
     assert tiled.align % cfg.model.data_preprocessor.pad_size_divisor == 0  # tiles on its grid
     assert tiled.min_area == cfg.model.postprocess.min_area  # joined tiles: the model's own
+
+
+@pytest.mark.parametrize('path', CONFIGS + SHIPPED, ids=lambda p: osp.relpath(p, REPO))
+def test_one_data_root_override_moves_every_data_path(path):
+    # the bases keep paths as fields: no value is left unfilled, none computed at base-read time
+    cfg = load_config(path)
+    text = str(cfg.to_dict())
+    assert not [m for m in FIELD.findall(text) if m in cfg], text
+    before = data_paths(cfg)
+    assert before, f'{path} has no dataset'
+    assert all(not osp.isabs(p) for p in before.values())  # relative: data_root moves them
+    elsewhere = '/elsewhere/data/'
+    moved = {k: osp.join(elsewhere, p) for k, p in before.items()}
+    assert data_paths(load_config(path, {'data_root': elsewhere})) == moved  # what tools do
+    raw = Config.fromfile(path)  # mmengine's loading: fields filled after merge_from_dict
+    raw.merge_from_dict({'data_root': elsewhere})
+    fill_fields(raw)
+    assert data_paths(raw) == moved
+
+
+def test_fields_follow_top_level_keys_and_dotted_overrides_win():
+    mnv2 = osp.join(REPO, 'configs', 'dsb_mrcnn_cpu_mnv2.py')
+    cfg = load_config(mnv2, {'fold': 2, 'max_iters': 40, 'val_interval': 20,
+                             'val_dataloader.dataset.ann_file': 'x/full.json'})
+    assert cfg.train_dataloader.dataset.ann_file == 'data/generated/dsb/train_fold2.json'
+    assert cfg.val_dataloader.dataset.ann_file == 'x/full.json'  # the dotted option, exactly
+    assert cfg.test_dataloader.dataset.ann_file == 'data/generated/dsb/val_fold2.json'
+    assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (40, 20)
+    assert cfg.param_scheduler[-1].end == 40 and cfg.default_hooks.checkpoint.interval == 20
+    # pieces: the U-Net's training pipeline is the Mask R-CNN's plus its targets
+    unet = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu.py'))
+    mrcnn = load_config(mnv2).train_dataloader.dataset.pipeline
+    types = [t['type'] for t in unet.train_dataloader.dataset.pipeline]
+    assert types == [t['type'] for t in mrcnn][:-1] + ['UNetTargets', 'PackDetInputs']
+    with pytest.raises(ValueError, match=r'fold=abc: expected an integer'):
+        load_config(mnv2, {'fold': 'abc'})
+
+
+def test_smoke_config_is_the_shipped_recipe_at_smoke_scale():
+    smoke = load_config(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
+    shipped = load_config(osp.join(REPO, 'model_zoo', 'nucleiseg_default', 'config.py'))
+    assert smoke.model.backbone.type == shipped.model.backbone.type == 'MobileNetV2'
+    assert smoke.train_dataloader.sampler == shipped.train_dataloader.sampler
+    for loader in LOADERS:
+        assert (smoke[loader].dataset.pipeline[0] == shipped[loader].dataset.pipeline[0]
+                == dict(type='LoadNucleusImage', mode='grey_dark'))
+    assert ([t['type'] for t in smoke.train_dataloader.dataset.pipeline]
+            == [t['type'] for t in shipped.train_dataloader.dataset.pipeline])
+    assert smoke.optim_wrapper == shipped.optim_wrapper
 
 
 def test_misspelled_keys_fail_loudly():

@@ -17,6 +17,7 @@ from custom_modules.inference.model_zoo import read_thresholds
 from custom_modules.models.instances import SoftInstances, instances_to_prediction
 from custom_modules.tuning.tuner import (Scorer, capture, coordinate_descent, model_settings,
                                          tta_spec)
+from custom_modules.inference.model_zoo import load_config
 
 MRCNN = f'{REPO}/configs/dsb_mrcnn_smoke.py'
 UNET = f'{REPO}/configs/dsb_unet_smoke.py'
@@ -185,8 +186,7 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
     assert 'score_thr[0]' not in proc.stdout and 'min_area' in proc.stdout  # the table
 
     # label map for label map: the tuned model predicts what the tuner scored
-    cfg = Config.fromfile(str(out))
-    cfg.merge_from_dict(dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
+    cfg = load_config(str(out), dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
     model = MODELS.build(cfg.model).eval()
     load_weights(model, checkpoints['mrcnn'])
     with open(cache, 'rb') as f:
@@ -210,8 +210,7 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
 
 def test_tta_views_are_cached_so_the_vote_is_tuned_as_the_tta_model_votes(labelled):
     root, src, checkpoints = labelled
-    cfg = Config.fromfile(MRCNN)
-    cfg.merge_from_dict(dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
+    cfg = load_config(MRCNN, dict(o.split('=', 1) for o in data_options(root, src, ('val', ))))
     cfg.model.test_cfg.rcnn.score_thr = 0.5  # untrained: scores of about 0.5
     cfg.tta_model.update(views=[dict(), dict(shift=(2, 2, 2)), dict(flip='horizontal')],
                          vote_thr=0.3)

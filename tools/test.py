@@ -23,7 +23,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
-from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.engine.config_check import check_data_paths
 from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
 from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
 from custom_modules.inference.model_zoo import load_config
@@ -67,7 +67,7 @@ def main(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.cfg_options)
         if is_ensemble(cfg) and args.checkpoint is not None:
             raise ValueError(f'{args.config} is an ensemble: its members name their '
                              'checkpoints; give no CHECKPOINT')
@@ -84,13 +84,6 @@ def main(argv=None):
     except (ValueError, OSError) as err:
         parser.error(f'--out {err}' if isinstance(err, OSError) else str(err))
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        try:
-            for warning in check_cfg_options(cfg, args.cfg_options):
-                print(f'warning: {warning}', file=sys.stderr)
-        except ValueError as err:
-            parser.error(str(err))
-        cfg.merge_from_dict(args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

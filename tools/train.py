@@ -22,7 +22,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from custom_modules.engine.checkpoint import (CheckpointError, check_state_fits,
                                               load_checkpoint_file, trust_pickled_code)
-from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.engine.config_check import check_data_paths
 from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
 from custom_modules.inference.model_zoo import load_config
 
@@ -82,14 +82,10 @@ def main(argv=None):
     args, parser = parse_args(argv)
     trust_pickled_code(args.trust_pickle)  # --resume, and mmengine's load_from
     try:
-        cfg = load_config(args.config)
-        for warning in check_cfg_options(cfg, args.cfg_options):
-            print(f'warning: {warning}', file=sys.stderr)
+        cfg = load_config(args.config, args.cfg_options)
     except ValueError as err:
         parser.error(str(err))
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -25,7 +25,7 @@ import numpy as np
 from mmengine.config import DictAction
 
 from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
-from custom_modules.engine.config_check import check_cfg_options, check_data_paths
+from custom_modules.engine.config_check import check_data_paths
 from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
 from custom_modules.inference.model_zoo import load_config, thresholds_json
 from custom_modules.io.atomic import check_can_write, write_atomic
@@ -68,10 +68,7 @@ def parse_args(argv=None):
 def setup(args, parser):
     """The config, the built predictor and the validation split; errors as usage errors."""
     try:
-        cfg = load_config(args.config)
-        for warning in check_cfg_options(cfg, args.cfg_options or {}):
-            print(f'warning: {warning}', file=sys.stderr)
-        cfg.merge_from_dict(args.cfg_options or {})
+        cfg = load_config(args.config, args.cfg_options)
         if is_ensemble(cfg):
             raise ValueError(f"{args.config} is an ensemble: tune each member's config")
         if not osp.isfile(args.checkpoint):

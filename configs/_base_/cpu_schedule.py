@@ -1,16 +1,22 @@
 # The 2-hour CPU budget: AdamW, linear warm-up then cosine decay, validation
-# and a checkpoint half-way and at the end (a crashed run resumes from either).
+# and a checkpoint every val_interval (a crashed run resumes from the last).
+# The loop, the scheduler and the checkpoints read max_iters, val_interval and
+# warmup_iters as fields (filled in at load time, _base_/dsb_dataset.py), so a
+# leaf or `--cfg-options max_iters=N` changes only those keys.
 _base_ = './runtime.py'  # one base per key: the checkpoint interval below needs the hooks
 
-max_iters = 3400
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters // 2)
+max_iters = 3400  # 97.5 min on 2 cores (model_zoo/nucleiseg_default/MODEL_CARD.md)
+val_interval = 1700  # half-way and at the end
+warmup_iters = 300  # linear warm-up from 1 % of the rate: AdamW's first steps are large
+train_cfg = dict(type='IterBasedTrainLoop', max_iters='{max_iters}', val_interval='{val_interval}')
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-                     clip_grad=dict(max_norm=5.0, norm_type=2))
+                     clip_grad=dict(max_norm=5.0, norm_type=2))  # the solution's GRADIENT_CLIP_NORM
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=300),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=300, end=max_iters),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end='{warmup_iters}'),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin='{warmup_iters}',
+         end='{max_iters}'),
 ]
-default_hooks = dict(checkpoint=dict(interval=max_iters // 2))
-auto_scale_lr = dict(enable=False, base_batch_size=2)
+default_hooks = dict(checkpoint=dict(interval='{val_interval}'))
+auto_scale_lr = dict(enable=False, base_batch_size=2)  # the lr above is for 2 crops per step

@@ -4,17 +4,23 @@
 adds a new, unused ``score_th`` beside ``score_thr``, and ``train_cfg.max_iters=abc``
 puts a string where a number belongs (a traceback deep in the runner).
 :func:`check_cfg_options` compares each option's path and value with the loaded
-config first. :func:`check_data_paths` turns a missing data file into one line
-(a config that does not load: :func:`~custom_modules.inference.model_zoo.load_config`);
+config first. :func:`fill_fields` fills in the configs' fields
+(``'{ann_dir}train_fold{fold}.json'``) once the overrides are merged, and
+:func:`~custom_modules.inference.model_zoo.load_config` and
+:func:`check_data_paths` turn a missing config or data file into one line;
 :func:`check_num_classes` (run by :func:`check_data_paths`) a model whose
 number of classes is not the data's.
 """
+import copy
 import difflib
 import json
 import os
+import re
+import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 DELETE_KEY = '_delete_'
+FIELD = re.compile(r'\{(\w+)\}')  # '{name}': the config's top-level key ``name``
 # Where models keep their number of (thing) classes, below ``model`` (wrappers'
 # ``module`` keys skipped): two-stage heads, single-stage heads (RTMDet-Ins,
 # CondInst, SOLO), top-level, Mask2Former.
@@ -95,6 +101,52 @@ def check_cfg_options(cfg, options: Optional[dict]) -> List[str]:
     if errors:
         raise ValueError('--cfg-options: ' + '\n'.join(errors))
     return warnings
+
+
+def _filled(value, top: Mapping, seen: Tuple[str, ...]):
+    """``value`` with its fields filled from ``top`` (see :func:`fill_fields`)."""
+    if isinstance(value, str):
+        whole = FIELD.fullmatch(value)
+        if whole and whole.group(1) in top:
+            name = whole.group(1)
+            if name in seen:
+                raise ValueError(f'the field {{{name}}} refers to itself ({" -> ".join(seen)})')
+            return _filled(copy.deepcopy(top[name]), top, seen + (name, ))
+        return FIELD.sub(lambda m: str(_filled(top[m.group(1)], top, seen + (m.group(1), )))
+                         if m.group(1) in top else m.group(0), value)
+    if isinstance(value, Mapping):
+        return {k: _filled(v, top, seen) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            whole = FIELD.fullmatch(item) if isinstance(item, str) else None
+            filled = _filled(item, top, seen)
+            if whole and isinstance(value, list) and isinstance(top.get(whole.group(1)), list):
+                items.extend(filled)  # a list piece: ['{load}', '{augment}', '{pack}']
+            else:
+                items.append(filled)
+        return type(value)(items)
+    return value
+
+
+def fill_fields(cfg) -> None:
+    """Fill in the fields of ``cfg`` in place: ``'{name}'`` names the top-level key ``name``.
+
+    A whole-string field takes the key's value (a number, a tuple, a dict); a
+    whole-string field in a list that names a list is spliced in; a field inside
+    a longer string is formatted (``'{ann_dir}val_fold{fold}.json'``). Fields
+    nest; braces naming no top-level key are left alone. The configs' bases keep
+    what follows from a key (data paths, schedule) as fields, so a leaf or an
+    override of the key moves it all (``configs/_base_/dsb_dataset.py``).
+
+    Raises:
+        ValueError: a field that refers to itself.
+    """
+    top = {k: v.to_dict() if hasattr(v, 'to_dict') else v for k, v in cfg.items()}
+    for key, value in top.items():
+        filled = _filled(value, top, (key, ))
+        if filled != value:
+            cfg[key] = filled
 
 
 def dataset_path(dataset: Mapping, path) -> Optional[str]:

@@ -18,6 +18,7 @@ folder's config and weights, in the folder beside the ensemble's.
 """
 import json
 import os
+import sys
 from typing import Dict, List, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -227,22 +228,41 @@ def models_table(models_dir: Optional[str] = None) -> str:
     return '\n'.join(lines)
 
 
-def load_config(path: str):
-    """``Config.fromfile(path)``, with one line naming the file when it cannot be loaded.
+def load_config(path: str, cfg_options: Optional[dict] = None):
+    """Load ``path``, apply ``--cfg-options`` and fill in the fields, with one-line errors.
 
-    A shipped model's ``config.py`` gets its ``thresholds.json``, and an
-    ensemble its members named by model (:func:`prepare_config`).
+    Overrides of top-level keys (``data_root=/data/``, ``fold=1``) are merged
+    before :func:`~custom_modules.engine.config_check.fill_fields`, so what
+    follows from them moves; dotted ones (``train_dataloader.dataset.ann_file=...``)
+    after it, so they set exactly that value. A shipped model's ``config.py``
+    gets its ``thresholds.json`` (before the overrides), and an ensemble its
+    members named by model (:func:`prepare_config`). Warnings of
+    :func:`~custom_modules.engine.config_check.check_cfg_options` (a new key)
+    are printed to stderr.
 
     Raises:
-        ValueError: no such file, or a config that does not load (syntax
-            error, missing ``_base_``, a bad ``thresholds.json``, ...).
+        ValueError: no such file, a config that does not load (syntax error,
+            missing ``_base_``, a bad ``thresholds.json``, ...), or an override
+            refused by ``check_cfg_options``.
     """
     from mmengine.config import Config
 
+    from custom_modules.engine.config_check import check_cfg_options, fill_fields
     if not os.path.isfile(path):
         raise ValueError(f'{path}: no such config file')
     try:
         cfg = Config.fromfile(path)
     except Exception as err:  # noqa: BLE001  a config is Python: it can raise anything
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
-    return prepare_config(cfg, path)
+    options = dict(cfg_options or {})
+    top = {k: v for k, v in options.items() if '.' not in k}
+    warnings = check_cfg_options(cfg, top)
+    cfg.merge_from_dict(top)
+    fill_fields(cfg)
+    cfg = prepare_config(cfg, path)
+    dotted = {k: v for k, v in options.items() if '.' in k}
+    warnings += check_cfg_options(cfg, dotted)
+    cfg.merge_from_dict(dotted)
+    for warning in warnings:
+        print(f'warning: {warning}', file=sys.stderr)
+    return cfg
