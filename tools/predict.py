@@ -3,6 +3,7 @@
     python tools/predict.py IMAGES... --out DIR [--model NAME | --config C --checkpoint K]
         [--tta] [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission]
         [--coco-json] [--imagej-roi] [--geojson] [--max-pixels N] [--trust-pickle]
+        [--workers N | --scheduler ADDRESS]
     python tools/predict.py --list-models
 
 IMAGES are files, folders (their .png .tif .tiff .jpg .jpeg .bmp files, not
@@ -15,7 +16,9 @@ image's files: images whose outputs exist with the same settings are skipped
 (--overwrite redoes them), the others are redone. The model: a shipped one
 (--model NAME, a folder of model_zoo/; default: model_zoo.DEFAULT_MODEL;
 --list-models lists them with their scores) or any config and checkpoint.
-Exit code 0, 1 when an image failed (the others are still done), 2 for bad
+--workers N predicts on a local Dask cluster of N processes, --scheduler on an
+existing one (each image a task; a larger image's tiles one task each): the
+files are the same as in this process. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
 """
 import argparse
@@ -28,17 +31,15 @@ from collections import Counter
 from tqdm import tqdm
 
 from custom_modules.data.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
-                                          image_name, read_any_image)
+                                          image_name)
 from custom_modules.engine.cli_checks import check_device, check_output_folder, input_problem
-from custom_modules.engine.run_settings import (make_settings, settings_change, settings_path,
-                                                settings_text)
+from custom_modules.engine.run_settings import make_settings, settings_change, settings_path
 from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
+from custom_modules.inference.prediction_files import output_paths, render_image
 from custom_modules.io.atomic import write_all_or_nothing
-from custom_modules.io.exporters import (coco_results, geojson_text, join_csv_texts, label_image,
-                                         measurements_csv, nucleus_outlines, overlay_png,
-                                         read_saved_prediction, roi_zip, submission_csv)
-from custom_modules.structures.label_map import LabelMapPrediction
+from custom_modules.io.exporters import (coco_results, join_csv_texts, read_saved_prediction,
+                                         submission_csv)
 
 # The options that change an image's result: each is recorded with its outputs
 # (run_settings), and a rerun with another value redoes the image. A new such
@@ -74,10 +75,16 @@ def parse_args(argv=None):
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger images, from their header before decoding (memory: '
                         f'~16 bytes per pixel; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
+    parser.add_argument('--workers', type=int, default=0,
+                        help='predict on a local Dask cluster of N worker processes')
+    parser.add_argument('--scheduler', help='predict on the Dask cluster at this address '
+                        '(e.g. tcp://host:8786; workers started with Dask\'s own tools)')
     parser.add_argument('--trust-pickle', action='store_true',
                         help='load a checkpoint that pickles more than tensors and data '
                         '(unpickling it can run code: only for files you trust)')
     args = parser.parse_args(argv)
+    if args.workers < 0 or (args.workers and args.scheduler):
+        parser.error('--workers N (N >= 1) or --scheduler ADDRESS, not both')
     if args.model and (args.config or args.checkpoint):
         parser.error('--model or --config/--checkpoint, not both')
     if not args.list_models and not (args.inputs and args.out is not None):
@@ -113,15 +120,7 @@ def find_images(inputs):
 
 def outputs(out, name, args):
     """Per-image output paths; ``labels`` is the existing label image (.png or .tif) or None."""
-    labels = [p for p in (f'{out}/labels/{name}.png', f'{out}/labels/{name}.tif')
-              if os.path.isfile(p)]
-    paths = dict(labels=(labels or [None])[0], overlay=f'{out}/overlays/{name}.png',
-                 csv=f'{out}/measurements/{name}.csv')
-    if args.imagej_roi:
-        paths['roi'] = f'{out}/rois/{name}.zip'
-    if args.geojson:
-        paths['geojson'] = f'{out}/geojson/{name}.geojson'
-    return paths
+    return output_paths(out, name, args.imagej_roi, args.geojson)
 
 
 def check_outputs(args):
@@ -151,23 +150,30 @@ def rerun_reason(path, args, settings):
     return reason is None, reason
 
 
-def segment(inferencer, path, out, args, settings):
-    """Predict one image and write all its files (and its settings), or none."""
-    name, image = image_name(path), read_any_image(path, args.page, args.max_pixels)
-    result = inferencer.predict(image, path)
-    pred = LabelMapPrediction(result['label_map'], result['scores'], result['classes'])
-    paths, (ext, data) = outputs(out, name, args), label_image(pred.label_map)
-    files = {f'{out}/labels/{name}{ext}': data, paths['overlay']: overlay_png(image, pred),
-             paths['csv']: measurements_csv(name, result['measurements']),
-             settings_path(out, name): settings_text(settings)}
-    lines = nucleus_outlines(pred.label_map) if args.imagej_roi or args.geojson else {}
-    if args.imagej_roi:
-        files[paths['roi']] = roi_zip(lines)
-    if args.geojson:
-        files[paths['geojson']] = geojson_text(lines, pred, inferencer.class_names)
+def write_image_files(out, path, files, args):
+    """Write one image's files all or none; drop its label image of the other format."""
+    labels = outputs(out, image_name(path), args)['labels']
     write_all_or_nothing(files)
-    if paths['labels'] and not paths['labels'].endswith(ext):  # the other format, stale
-        os.remove(paths['labels'])
+    if labels and labels not in files:  # the other format (.png/.tif), stale
+        os.remove(labels)
+
+
+def predicted_files(inferencer, paths, args, settings, progress):
+    """Yield ``(path, files or exception)``: in this process, or on a Dask cluster
+    (--workers/--scheduler: custom_modules.inference.cluster)."""
+    if args.workers or args.scheduler:
+        from custom_modules.inference.cluster import cluster_files, start_client
+        with start_client(args.workers, args.scheduler) as client:
+            yield from cluster_files(client, inferencer, paths, args.page, args.out,
+                                     settings, args.imagej_roi, args.geojson, progress)
+        return
+    for path in paths:
+        try:
+            yield path, render_image(inferencer, path, args.page, args.out, settings,
+                                     args.imagej_roi, args.geojson)
+        except Exception as err:  # one bad image must not stop the others
+            yield path, err
+        progress.update(1)
 
 
 def write_run_files(out, names, args, class_names):
@@ -223,24 +229,30 @@ def main(argv=None, inferencer=None):
     except (ValueError, KeyError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    done, skipped, failed, redone = [], [], [], Counter()
-    for path in tqdm(images, desc='segmenting', unit='image', dynamic_ncols=True):
+    done, skipped, failed, redone, todo = [], [], [], Counter(), {}
+    for path in images:
         problem = input_problem(path)
         skip, reason = (False, None) if problem else rerun_reason(path, args, settings)
         if skip:
             skipped.append(path)
-            continue
-        try:
-            if problem:
-                raise ImageReadError(problem)
-            segment(inferencer, path, args.out, args, settings)
-            done.append(path)
-            if reason:
-                redone[reason] += 1
-        except Exception as err:  # one bad image must not stop the others
+        elif problem:
             failed.append(path)
-            message = str(err) if isinstance(err, ImageReadError) else f'{path}: {err!r}'
-            tqdm.write(f'failed: {message}', file=sys.stderr)
+            tqdm.write(f'failed: {problem}', file=sys.stderr)
+        else:
+            todo[path] = reason
+    with tqdm(total=len(todo), desc='segmenting', unit='task', dynamic_ncols=True) as progress:
+        for path, files in predicted_files(inferencer, list(todo), args, settings, progress):
+            try:
+                if isinstance(files, Exception):
+                    raise files
+                write_image_files(args.out, path, files, args)
+                done.append(path)
+                if todo[path]:
+                    redone[todo[path]] += 1
+            except Exception as err:  # one bad image must not stop the others
+                failed.append(path)
+                message = str(err) if isinstance(err, ImageReadError) else f'{path}: {err!r}'
+                tqdm.write(f'failed: {message}', file=sys.stderr)
     kept = set(done + skipped)
     try:
         nuclei = write_run_files(args.out, [image_name(p) for p in images if p in kept], args,

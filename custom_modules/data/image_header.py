@@ -88,14 +88,10 @@ def _pillow_size(path: str) -> Optional[Tuple[int, int]]:
     return height, width
 
 
-def header_pixels(path: str, page: int = 0) -> Tuple[Optional[int], str]:
-    """The number of pixels ``path`` decodes to, from its header only.
-
-    Returns:
-        ``(pixels, 'W x H')`` (``'W x H x D'``: a TIFF page of more axes),
-        or ``(None, '')`` when the header does not tell (an unreadable or
-        unknown file: decoding it reports the problem).
-    """
+def header_shape(path: str, page: int = 0) -> Optional[Tuple[int, ...]]:
+    """``(H, W)`` of ``path`` from its header only (a TIFF page of more axes:
+    ``(Z, H, W)``...), or ``None`` when the header does not tell (an unreadable
+    or unknown file: decoding it reports the problem)."""
     try:
         with open(path, 'rb') as f:
             head = f.read(32)
@@ -104,7 +100,18 @@ def header_pixels(path: str, page: int = 0) -> Tuple[Optional[int], str]:
                     _jpeg_size(f) if head.startswith(b'\xff\xd8') else
                     _bmp_size(head) if head.startswith(b'BM') else _pillow_size(path))
     except OSError:
-        return None, ''
+        return None
+    return tuple(size) if size else None
+
+
+def header_pixels(path: str, page: int = 0) -> Tuple[Optional[int], str]:
+    """The number of pixels ``path`` decodes to, from its header only.
+
+    Returns:
+        ``(pixels, 'W x H')`` (``'W x H x D'``: a TIFF page of more axes),
+        or ``(None, '')`` when the header does not tell.
+    """
+    size = header_shape(path, page)
     if not size:
         return None, ''
     return int(np.prod(size, dtype=np.int64)), ' x '.join(map(str, size[::-1]))

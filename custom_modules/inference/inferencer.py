@@ -89,6 +89,9 @@ class NucleusInferencer:
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  trust_pickle: bool = False) -> None:
         self.config_path, self.weights_path = resolve_model(model, weights)
+        from custom_modules.inference.cluster import ModelSpec
+        self.spec = ModelSpec(model, weights, tta, tile, device, diameter, max_pixels,
+                              trust_pickle)  # what a Dask worker builds the same model from
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
 
@@ -116,7 +119,7 @@ class NucleusInferencer:
             max_pixels: the pixel budget, as in the constructor.
         """
         self = cls.__new__(cls)
-        self.config_path = self.weights_path = None
+        self.config_path = self.weights_path = self.spec = None
         self._setup(predictor, input_mode, class_names, max_pixels)
         return self
 
@@ -154,23 +157,35 @@ class NucleusInferencer:
         estimate = getattr(self.predictor, 'last_estimate', None)
         return float('nan') if estimate is None else float(estimate.diameter)
 
-    def __call__(self, inputs: Union[Input, List[Input]], page: int = 0) -> List[Dict]:
+    def __call__(self, inputs: Union[Input, List[Input]], page: int = 0,
+                 client=None) -> List[Dict]:
         """Predict a path, an array (cv2 channel order), or a list of them.
 
         Args:
             inputs: image file path(s) or array(s).
-            page: the page of multi-page TIFF files.
+            page: the page of multi-page TIFFs.
+            client: a Dask client (:func:`~custom_modules.inference.cluster.start_client`):
+                image files are predicted on its workers (arrays here).
 
         Returns:
-            One result dict per image (see :meth:`predict`).
+            One result dict per image, in order (see :meth:`predict`).
         """
         if isinstance(inputs, (str, os.PathLike, np.ndarray)):
             inputs = [inputs]
+        inputs = [item if isinstance(item, np.ndarray) else os.fspath(item) for item in inputs]
+        clustered = {}
+        if client is not None:
+            from custom_modules.inference.cluster import cluster_results
+            paths = [item for item in inputs if isinstance(item, str)]
+            clustered = dict(cluster_results(client, self, dict.fromkeys(paths), page))
         results = []
         for item in inputs:
             if isinstance(item, np.ndarray):
                 results.append(self.predict(item))
+            elif item in clustered:
+                if isinstance(clustered[item], Exception):
+                    raise clustered[item]
+                results.append(clustered[item])
             else:
-                path = os.fspath(item)
-                results.append(self.predict(read_any_image(path, page, self.max_pixels), path))
+                results.append(self.predict(read_any_image(item, page, self.max_pixels), item))
         return results

@@ -27,7 +27,7 @@ nuclei's own mask crops; nuclei per image are not capped (a detector's
 import ctypes
 import ctypes.util
 import functools
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from mmdet.registry import MODELS
@@ -64,6 +64,10 @@ def release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+TileMap = Callable[[Callable[[np.ndarray], LabelMapPrediction], Iterable[np.ndarray]],
+                   Iterable[LabelMapPrediction]]
 
 
 class Piece(NamedTuple):
@@ -191,8 +195,15 @@ def resolve_group(group: List[int], pieces: List[Piece], cores):
     return y0, x0, mask, score, members[0].cls
 
 
+def serial_map(predict: Callable[[np.ndarray], LabelMapPrediction],
+               crops: Iterable[np.ndarray]) -> Iterator[LabelMapPrediction]:
+    """Predict tiles one after another in this process (one tile in memory at a time)."""
+    return map(predict, crops)
+
+
 def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.ndarray,
-                  tile: int, overlap: int, min_area: int = 0, align: int = 1) -> LabelMapPrediction:
+                  tile: int, overlap: int, min_area: int = 0, align: int = 1,
+                  map_tiles: TileMap = serial_map) -> LabelMapPrediction:
     """Predict ``img`` (``H x W [x C]``) tile by tile and join the tiles seamlessly.
 
     Args:
@@ -204,25 +215,29 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
             size come whole from one tile, larger ones from the union of pieces.
         min_area: nuclei smaller than this after pasting go.
         align: tile starts are multiples of this (see ``tile_starts``).
+        map_tiles: ``map_tiles(predict, crops)`` yields each crop's prediction in
+            order: :func:`serial_map`, or one that sends tiles to a cluster
+            (:mod:`custom_modules.inference.cluster`).
     """
     h, w = img.shape[:2]
     th, tw = tile_shape(h, w, tile, align)
     ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
     yends, xends = tile_ends(ys, th, h), tile_ends(xs, tw, w)
     ycores, xcores = core_bounds(ys, th, h), core_bounds(xs, tw, w)
-    pieces, rects, cores = [], [], []
-    for iy, ty in enumerate(ys):
-        for ix, tx in enumerate(xs):
-            crop = img[ty:yends[iy], tx:xends[ix]]
-            pred = predict(np.ascontiguousarray(crop)).check()
-            if pred.label_map.shape != crop.shape[:2]:
-                raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
-                                 f'for a {crop.shape[:2]} tile')
-            rects.append((ty, tx, ty + crop.shape[0], tx + crop.shape[1]))
-            cores.append(ycores[iy] + xcores[ix])
-            pieces += tile_pieces(pred, len(rects) - 1, (ty, tx), (h, w), cores[-1])
-            del pred
-            release_freed_memory()
+    rects = [(ty, tx, yends[iy], xends[ix]) for iy, ty in enumerate(ys)
+             for ix, tx in enumerate(xs)]
+    cores = [ycores[iy] + xcores[ix] for iy in range(len(ys)) for ix in range(len(xs))]
+    crops = (np.ascontiguousarray(img[y0:y1, x0:x1]) for y0, x0, y1, x1 in rects)
+    pieces = []
+    for k, pred in enumerate(map_tiles(predict, crops)):
+        y0, x0, y1, x1 = rects[k]
+        pred = pred.check()
+        if pred.label_map.shape != (y1 - y0, x1 - x0):
+            raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
+                             f'for a {(y1 - y0, x1 - x0)} tile')
+        pieces += tile_pieces(pred, k, (y0, x0), (h, w), cores[k])
+        del pred
+        release_freed_memory()
     nuclei = [n for n in (resolve_group(g, pieces, cores) for g in link_groups(pieces, rects))
               if n]
     # Paste by decreasing score; ties by position (independent of tile order).
@@ -271,6 +286,7 @@ class NucleusTiledModel(BaseTTAModel):
         self.tile_above = tile_above
         self.min_area = min_area
         self.align = align
+        self.map_tiles = serial_map  # or a cluster's (custom_modules.inference.cluster)
 
     def tiles(self, img: np.ndarray) -> bool:
         """Whether ``img`` is predicted by tiles: above ``tile_above`` and (padded) larger
@@ -284,7 +300,7 @@ class NucleusTiledModel(BaseTTAModel):
         if not self.tiles(img):
             return self.module.predict_label_map(img)
         return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,
-                             self.min_area, self.align)
+                             self.min_area, self.align, self.map_tiles)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)
