@@ -84,12 +84,14 @@ def files_of(folder):
 
 @pytest.fixture(scope='module')
 def images(tmp_path_factory):
-    """Three sample images, a 600 x 600 one (tiled at 256: 9 tile tasks), and a corrupt one."""
+    """Three sample images, a 200 x 160 one (one task at --tile 256: the larger ones are
+    tiled), a 600 x 600 mosaic, and a corrupt one."""
     if len(SAMPLE) < 3:
         pytest.skip('the bundled sample (data/sample) is absent')
     folder = tmp_path_factory.mktemp('images')
     for path in SAMPLE[:3]:
         cv2.imwrite(str(folder / os.path.basename(path)), cv2.imread(path))
+    cv2.imwrite(str(folder / 'small.png'), cv2.resize(cv2.imread(SAMPLE[1]), (200, 160)))
     tiles = [cv2.resize(cv2.imread(p), (300, 300)) for p in SAMPLE[:4]]
     big = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:4])])
     cv2.imwrite(str(folder / 'big.png'), big)
@@ -98,10 +100,10 @@ def images(tmp_path_factory):
 
 
 def image_files_or_die(spec, path, page, out, settings, imagej_roi, geojson):
-    """``image_files_task``, but the worker that first gets the second image dies."""
+    """``image_files_task``, but the worker that first gets small.png dies."""
     from custom_modules.inference.cluster import image_files_task
     marker = os.path.join(os.path.dirname(out), 'a-worker-died')
-    if os.path.basename(path) == os.path.basename(SAMPLE[1]) and not os.path.exists(marker):
+    if os.path.basename(path) == 'small.png' and not os.path.exists(marker):
         open(marker, 'w').close()
         os.kill(os.getpid(), signal.SIGKILL)
     return image_files_task(spec, path, page, out, settings, imagej_roi, geojson)

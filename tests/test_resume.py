@@ -53,14 +53,15 @@ def train(cfg: str, work, iters: int, resume: bool = False) -> str:
 
 
 def assert_same_checkpoint(path_a, path_b) -> None:
-    """Weights and SGD momentum buffers equal tensor by tensor, exactly."""
+    """Weights and the optimizer's state (SGD momentum, AdamW moments) equal tensor by
+    tensor, exactly."""
     a, b = (torch.load(p, map_location='cpu', weights_only=False) for p in (path_a, path_b))
     assert a['meta']['iter'] == b['meta']['iter']
     assert a['state_dict'].keys() == b['state_dict'].keys()
     differ = [k for k, v in a['state_dict'].items() if not torch.equal(v, b['state_dict'][k])]
     assert not differ, f'{len(differ)} tensors differ, e.g. {differ[:3]}'
-    moments = [(s['momentum_buffer'], b['optimizer']['state'][i]['momentum_buffer'])
-               for i, s in a['optimizer']['state'].items()]
+    moments = [(v, b['optimizer']['state'][i][k]) for i, s in a['optimizer']['state'].items()
+               for k, v in s.items() if torch.is_tensor(v)]
     assert moments and all(torch.equal(x, y) for x, y in moments)
 
 

@@ -71,14 +71,20 @@ def test_per_class_lists_build_predict_and_a_wrong_length_is_refused():
         MODELS.build(smoke_mrcnn_cfg(score_thr=[0.5, 0.7]).model)
     with pytest.raises(ValueError, match=r'mask_thr_binary has 2 values .*num_classes=3'):
         MODELS.build(smoke_mrcnn_cfg(3, mask_thr_binary=[0.5, 0.6]).model)
-    torch.manual_seed(0)  # untrained: scores of about 0.25 (3 classes + background)
-    thr, masks = [0.27, 0.275, 0.255], [0.4, 0.5, 0.45]
-    cfg = smoke_mrcnn_cfg(3, score_thr=thr, mask_thr_binary=masks)
-    model = MODELS.build(cfg.model).eval()
-    assert cfg.model.test_cfg.rcnn.score_thr == thr  # the config is left as given
-    assert model.thresholds.score.tolist() == thr
+    def build(thr, masks):  # the same untrained weights each time
+        torch.manual_seed(0)
+        cfg = smoke_mrcnn_cfg(3, score_thr=thr, mask_thr_binary=masks)
+        return cfg, MODELS.build(cfg.model).eval()
+
     img = np.random.default_rng(0).integers(0, 255, (48, 56, 3), dtype=np.uint8)
-    low = model.predict_instances(img, score_thr=0.0, max_per_img=0)
+    masks = [0.3, 0.4, 0.35]  # untrained soft masks sit near 0.5: below it they survive
+    low = build([0.0] * 3, masks)[1].predict_instances(img, score_thr=0.0, max_per_img=0)
+    # Untrained scores cluster (about 0.25 for 3 classes + background): each class's
+    # median keeps half of it, and the three differ, so one threshold would keep more.
+    thr = [float(np.median(low.scores[low.classes == c])) + 1e-6 for c in range(3)]
+    cfg, model = build(thr, masks)
+    assert cfg.model.test_cfg.rcnn.score_thr == thr  # the config is left as given
+    assert model.thresholds.score.tolist() == pytest.approx(thr)
     pred = model.predict_label_map(img, raw=True)
     expect = instances_to_prediction(low, 0, thr, masks, max_per_img=50)
     np.testing.assert_array_equal(pred.label_map, expect.label_map)

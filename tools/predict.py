@@ -170,7 +170,7 @@ def predicted_files(inferencer, paths, args, settings, progress):
     for path in paths:
         try:
             yield path, render_image(inferencer, path, args.page, args.out, settings,
-                                     args.imagej_roi, args.geojson)
+                                     args.imagej_roi, args.geojson, args.max_pixels)
         except Exception as err:  # one bad image must not stop the others
             yield path, err
         progress.update(1)

@@ -13,3 +13,7 @@ default_hooks = dict(
     iter_seed=dict(type='IterationSeedHook'))
 randomness = dict(seed=None)  # mmengine's default, a new seed per run; a number repeats runs
 log_processor = dict(by_epoch=False)
+# Several processes (DDP): frozen stages are frozen when training starts, after DDP
+# has wrapped the model, and MobileNetV2's last 1x1 conv feeds no output
+# (out_indices stop before it), so some parameters never get a gradient.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

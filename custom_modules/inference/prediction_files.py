@@ -60,9 +60,14 @@ def image_files(out: str, name: str, image: np.ndarray, result: Dict, settings: 
 
 
 def render_image(inferencer, path: str, page: int, out: str, settings: Dict,
-                 imagej_roi: bool = False, geojson: bool = False) -> Dict[str, object]:
-    """Read, predict and make the output files of one image file (:func:`image_files`)."""
-    image = read_any_image(path, page, inferencer.max_pixels)
+                 imagej_roi: bool = False, geojson: bool = False,
+                 max_pixels: Optional[int] = None) -> Dict[str, object]:
+    """Read, predict and make the output files of one image file (:func:`image_files`).
+
+    ``max_pixels``: the pixel budget (``None``: the inferencer's).
+    """
+    image = read_any_image(path, page, inferencer.max_pixels if max_pixels is None
+                           else max_pixels)
     result = inferencer.predict(image, path)
     return image_files(out, image_name(path), image, result, settings, inferencer.class_names,
                        imagej_roi, geojson)
