@@ -8,8 +8,11 @@ Each validation image of the config's test set (every K-th, and only those whose
 longer side is at most --max-side) and its ground truth are resized by each scale
 (labels by nearest neighbour), then predicted with ``--diameter none`` (the model
 sees the rescaled image as it is) and ``--diameter auto`` (the size probe
-estimates the diameter and the image is rescaled to the training size). Prints,
-per scale, both mean scores, the mean estimated diameter and seconds per image
+estimates the diameter and the image is rescaled to the training size). The
+``native`` column is the unscaled image's prediction resized like the truth
+(labels by nearest neighbour): what a rescaling that lost no image detail would
+score, i.e. what resampling the label maps alone costs. Prints, per scale, the
+three mean scores, the mean estimated diameter and seconds per image
 (predicting, and the estimate alone), then the scores per image kind. Per image it
 prints both scores at each scale and the estimated diameter.
 """
@@ -75,6 +78,7 @@ def main(argv=None):
         data = dataset[i]
         kind = dataset.get_data_info(i).get('stratum', '?').split('/')[0]
         img0, truth0 = data['inputs'].permute(1, 2, 0).numpy(), gt_label_map(data['data_samples'])
+        native0 = plain.predict_label_map(np.ascontiguousarray(img0)).label_map
         for scale in args.scales:
             img, truth = scaled_case(img0, truth0, scale)
             t0 = time.perf_counter()
@@ -86,18 +90,21 @@ def main(argv=None):
             t3 = time.perf_counter()
             if factor != 1.0:  # predict_label_map estimated again: count it once
                 t3 -= t2 - t1
+            native = cv2.resize(native0.astype(np.float32), truth.shape[::-1],
+                                interpolation=cv2.INTER_NEAREST).astype(np.int32)
             rows[scale].append((kind, score_label_maps(truth, a.label_map).mean(),
                                 score_label_maps(truth, b.label_map).mean(),
-                                auto.last_estimate.diameter, t1 - t0, t3 - t1, t2 - t1))
+                                auto.last_estimate.diameter, t1 - t0, t3 - t1, t2 - t1,
+                                score_label_maps(truth, native).mean()))
         print(f'{n + 1}/{len(picked)} {data["data_samples"].img_path.split("/")[-1][:12]} '
               + ' '.join(f'x{s:g}: {rows[s][-1][1]:.3f}->{rows[s][-1][2]:.3f} '
                          f'(d {rows[s][-1][3]:.0f})' for s in args.scales), flush=True)
-    print(f'\n{"scale":>6}{"none":>8}{"auto":>8}{"diam":>7}{"s none":>8}{"s auto":>8}'
-          f'{"s est":>8}')
+    print(f'\n{"scale":>6}{"none":>8}{"auto":>8}{"native":>8}{"diam":>7}{"s none":>8}'
+          f'{"s auto":>8}{"s est":>8}')
     for scale in args.scales:
-        _, a, b, d, ta, tb, te = zip(*rows[scale])
-        print(f'{scale:6g}{np.mean(a):8.4f}{np.mean(b):8.4f}{np.nanmedian(d):7.1f}'
-              f'{np.mean(ta):8.2f}{np.mean(tb):8.2f}{np.mean(te):8.2f}')
+        _, a, b, d, ta, tb, te, nat = zip(*rows[scale])
+        print(f'{scale:6g}{np.mean(a):8.4f}{np.mean(b):8.4f}{np.mean(nat):8.4f}'
+              f'{np.nanmedian(d):7.1f}{np.mean(ta):8.2f}{np.mean(tb):8.2f}{np.mean(te):8.2f}')
     kinds = sorted({r[0] for r in rows[args.scales[0]]})
     print('\nper kind (none -> auto): ' + ', '.join(
         f'{k} ({sum(r[0] == k for r in rows[args.scales[0]])})' for k in kinds))

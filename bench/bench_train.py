@@ -9,11 +9,14 @@ training data, or --iters not above --skip + 1, stops it with exit code 2.
 """
 import argparse
 import os.path as osp
+import sys
 import tempfile
 import time
 
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from custom_modules.engine.config_check import check_data_paths
 from custom_modules.inference.model_zoo import load_config
@@ -27,6 +30,25 @@ class IterTimer(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.stamps.append(time.perf_counter())
+
+
+def bench_runner(cfg, iters: int, name: str) -> Runner:
+    """A runner of ``cfg`` for ``iters`` training iterations: no validation, checkpoint,
+    logging or pretrained weights; its work folder is a new temporary one (kept:
+    mmengine's global loggers point into it)."""
+    cfg.merge_from_dict({'train_cfg.max_iters': iters, 'train_cfg.val_interval': 10 ** 9,
+                         'default_hooks.checkpoint.interval': 10 ** 9,
+                         'default_hooks.checkpoint.save_last': False,
+                         'default_hooks.checkpoint.save_best': None,
+                         'default_hooks.logger.interval': 10 ** 9,
+                         'load_from': None})
+    encoder = 'backbone' if 'backbone' in cfg.model else 'encoder'  # Mask R-CNN or U-Net
+    if encoder in cfg.model:
+        cfg.model[encoder].init_cfg = None
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.work_dir = tempfile.mkdtemp(prefix=name + '_')
+    cfg.experiment_name = name
+    return Runner.from_cfg(cfg)
 
 
 def main():
@@ -44,21 +66,8 @@ def main():
             check_data_paths(configs[-1][1], ('train_dataloader', ))
         except ValueError as err:
             parser.error(f'{path}: {err}' if not str(err).startswith(path) else str(err))
-    tmp = tempfile.mkdtemp(prefix='bench_train_')  # kept: mmengine's global loggers point into it
     for i, (path, cfg) in enumerate(configs):
-        cfg.merge_from_dict({'train_cfg.max_iters': args.iters, 'train_cfg.val_interval': 10 ** 9,
-                             'default_hooks.checkpoint.interval': 10 ** 9,
-                             'default_hooks.checkpoint.save_last': False,
-                             'default_hooks.checkpoint.save_best': None,
-                             'default_hooks.logger.interval': 10 ** 9,
-                             'load_from': None})
-        encoder = 'backbone' if 'backbone' in cfg.model else 'encoder'  # Mask R-CNN or U-Net
-        if encoder in cfg.model:
-            cfg.model[encoder].init_cfg = None
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-        cfg.work_dir = osp.join(tmp, str(i))
-        cfg.experiment_name = f'bench_train_{i}'
-        runner = Runner.from_cfg(cfg)
+        runner = bench_runner(cfg, args.iters, f'bench_train_{i}')
         timer = IterTimer()
         runner.register_hook(timer)
         runner.train()

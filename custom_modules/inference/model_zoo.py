@@ -210,21 +210,37 @@ def _fmt(value, spec: str = '.4f') -> str:
     return '-' if value is None else format(value, spec)
 
 
+SPEED_SIDES = ('256', '1024')  # bench/bench_models.py's image sides
+
+
+def speed_cells(metrics: dict) -> str:
+    """Seconds per image at each of ``SPEED_SIDES``, one view and TTA (``-`` when unmeasured)."""
+    seconds = (metrics.get('speed_by_size', None) or {}).get('seconds', None) or {}
+    return ''.join(f'{_fmt((seconds.get(side) or {}).get(view), ".2f"):>9}'
+                   for side in SPEED_SIDES for view in ('one_view', 'tta'))
+
+
 def models_table(models_dir: Optional[str] = None) -> str:
-    """One line per shipped model: name, default, fold-0 score and per kind, size."""
+    """One line per shipped model: name, default, fold-0 score and per kind, seconds per
+    image (bench/bench_models.py), size."""
     models_dir = models_dir or MODELS_DIR
     head = f'{"model":22}{"default":>8}{"fold-0":>8}' + ''.join(f'{k:>12}' for k in KINDS)
+    head += ''.join(f'{f"s{side}" + tag:>9}' for side in SPEED_SIDES for tag in ('', 'tta'))
     lines = [head + f'{"MB":>7}  measured']
     for name in list_models(models_dir):
         folder = os.path.join(models_dir, name)
-        fold0 = read_metrics(folder).get('fold0', None) or {}
+        metrics = read_metrics(folder)
+        fold0 = metrics.get('fold0', None) or {}
         kinds = fold0.get('per_kind', None) or {}
         lines.append(f'{name:22}{"yes" if name == DEFAULT_MODEL else "":>8}'
                      f'{_fmt(fold0.get("score")):>8}'
-                     + ''.join(f'{_fmt(kinds.get(k)):>12}' for k in KINDS)
+                     + ''.join(f'{_fmt(kinds.get(k)):>12}' for k in KINDS) + speed_cells(metrics)
                      + f'{folder_size_mb(folder):7.1f}  {fold0.get("date") or "-"}')
     if len(lines) == 1:
         lines.append(f'(no shipped model in {models_dir})')
+    else:
+        lines.append('s256, s1024: seconds per 256 x 256 and 1024 x 1024 image, one view and '
+                     'TTA (tta), on the machine in metrics.json')
     return '\n'.join(lines)
 
 
