@@ -5,7 +5,7 @@ The metric, the exporter, the TTA model and :class:`NucleusMaskRCNN` all call
 done on label maps (``H x W``, one int per pixel); dense ``K x H x W`` masks are
 built only where MMDetection's data samples need them.
 """
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -39,12 +39,22 @@ def instances_to_label_map(masks, scores=None, min_area: int = 0,
         scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
     order = np.argsort(-scores, kind='stable')
     order = order[scores[order] >= score_thr]
-    label_map = np.zeros(masks.shape[1:], dtype=np.int32)
     # Highest score first: a pixel keeps the first instance that claims it.
-    for rank, idx in enumerate(order, start=1):
-        free = masks[idx].astype(bool) & (label_map == 0)
-        label_map[free] = rank
+    label_map = masks_to_label_map((masks[idx] for idx in order), masks.shape[1:])
     return relabel(label_map, order, min_area)
+
+
+def masks_to_label_map(masks: Iterable[np.ndarray], shape: Tuple[int, int]) -> np.ndarray:
+    """The ``H x W`` int32 label map of masks given one at a time (a stack, a generator).
+
+    Label ``k`` is the ``k``-th mask; a pixel in several masks goes to the first
+    (first wins: the repo's one rule). Labels of masks left without a pixel stay
+    unused (:func:`relabel` compacts them).
+    """
+    label_map = np.zeros(tuple(shape), dtype=np.int32)
+    for k, mask in enumerate(masks, start=1):
+        label_map[np.asarray(mask, bool) & (label_map == 0)] = k
+    return label_map
 
 
 def relabel(label_map: np.ndarray, ids: np.ndarray,
@@ -106,21 +116,42 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def label_overlap(a: np.ndarray, b: np.ndarray):
+    """``(label_a, label_b, intersection)`` of every pair of labels that share pixels.
+
+    Pairs come sorted by ``label_a`` then ``label_b``; background (0) is never in a pair.
+    The one pixel-pair count that IoUs, consensus links and splits are made from.
+    """
+    both = (a > 0) & (b > 0)
+    if not both.any():
+        return (np.zeros(0, np.int64), ) * 3
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    codes = a[both].astype(np.int64) * nb + b[both]
+    if na * nb <= 8 * codes.size:  # a small table: counting beats sorting
+        counts = np.bincount(codes, minlength=na * nb)
+        codes = np.flatnonzero(counts)
+        inter = counts[codes]
+    else:
+        codes, inter = np.unique(codes, return_counts=True)
+    return codes // nb, codes % nb, inter
+
+
 def label_map_iou(a: np.ndarray, b: np.ndarray, num_a: Optional[int] = None,
                   num_b: Optional[int] = None) -> np.ndarray:
     """IoU of every instance of label map ``a`` with every instance of ``b``.
 
-    One ``bincount`` over the pixel pairs: no per-pair loop.
+    From :func:`label_overlap`: no per-pair loop.
 
     Returns:
         ``num_a x num_b`` float array (labels 1..num_a by 1..num_b).
     """
     num_a = int(a.max()) if num_a is None else num_a
     num_b = int(b.max()) if num_b is None else num_b
+    iou = np.zeros((num_a, num_b))
     if num_a == 0 or num_b == 0:
-        return np.zeros((num_a, num_b))
-    joint = np.bincount(a.ravel().astype(np.int64) * (num_b + 1) + b.ravel(),
-                        minlength=(num_a + 1) * (num_b + 1)).reshape(num_a + 1, num_b + 1)
-    inter = joint[1:, 1:].astype(np.float64)
-    union = joint[1:, :].sum(1)[:, None] + joint[:, 1:].sum(0)[None, :] - inter
-    return inter / np.maximum(union, 1)
+        return iou
+    la, lb, inter = label_overlap(a, b)
+    area_a = np.bincount(a.ravel(), minlength=num_a + 1)
+    area_b = np.bincount(b.ravel(), minlength=num_b + 1)
+    iou[la - 1, lb - 1] = inter / (area_a[la] + area_b[lb] - inter)
+    return iou
