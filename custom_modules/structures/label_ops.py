@@ -116,42 +116,46 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def overlap_table(a: np.ndarray, b: np.ndarray, num_a: int, num_b: int) -> np.ndarray:
+    """``(num_a + 1) x (num_b + 1)`` pixel counts: ``[i, j]`` pixels are ``i`` in ``a`` and
+    ``j`` in ``b`` (row and column 0: background). One ``bincount``, as StarDist's
+    ``label_overlap``: the one pixel-pair count IoUs, consensus links and splits come from."""
+    return np.bincount(a.ravel().astype(np.int64) * (num_b + 1) + b.ravel(),
+                       minlength=(num_a + 1) * (num_b + 1)).reshape(num_a + 1, num_b + 1)
+
+
 def label_overlap(a: np.ndarray, b: np.ndarray):
     """``(label_a, label_b, intersection)`` of every pair of labels that share pixels.
 
     Pairs come sorted by ``label_a`` then ``label_b``; background (0) is never in a pair.
-    The one pixel-pair count that IoUs, consensus links and splits are made from.
+    From :func:`overlap_table` while it is small; else sparse (many labels on both sides).
     """
     both = (a > 0) & (b > 0)
     if not both.any():
         return (np.zeros(0, np.int64), ) * 3
-    na, nb = int(a.max()) + 1, int(b.max()) + 1
-    codes = a[both].astype(np.int64) * nb + b[both]
-    if na * nb <= 8 * codes.size:  # a small table: counting beats sorting
-        counts = np.bincount(codes, minlength=na * nb)
-        codes = np.flatnonzero(counts)
-        inter = counts[codes]
-    else:
-        codes, inter = np.unique(codes, return_counts=True)
-    return codes // nb, codes % nb, inter
+    na, nb, a, b = int(a.max()), int(b.max()), a[both], b[both]
+    if (na + 1) * (nb + 1) <= 8 * a.size:  # a small table: counting beats sorting
+        table = overlap_table(a, b, na, nb)[1:, 1:]
+        la, lb = np.nonzero(table)
+        return la + 1, lb + 1, table[la, lb]
+    codes, inter = np.unique(a.astype(np.int64) * (nb + 1) + b, return_counts=True)
+    return codes // (nb + 1), codes % (nb + 1), inter
 
 
 def label_map_iou(a: np.ndarray, b: np.ndarray, num_a: Optional[int] = None,
                   num_b: Optional[int] = None) -> np.ndarray:
     """IoU of every instance of label map ``a`` with every instance of ``b``.
 
-    From :func:`label_overlap`: no per-pair loop.
+    From :func:`overlap_table` (the size of the answer): no per-pair loop.
 
     Returns:
         ``num_a x num_b`` float array (labels 1..num_a by 1..num_b).
     """
     num_a = int(a.max()) if num_a is None else num_a
     num_b = int(b.max()) if num_b is None else num_b
-    iou = np.zeros((num_a, num_b))
     if num_a == 0 or num_b == 0:
-        return iou
-    la, lb, inter = label_overlap(a, b)
-    area_a = np.bincount(a.ravel(), minlength=num_a + 1)
-    area_b = np.bincount(b.ravel(), minlength=num_b + 1)
-    iou[la - 1, lb - 1] = inter / (area_a[la] + area_b[lb] - inter)
-    return iou
+        return np.zeros((num_a, num_b))
+    joint = overlap_table(a, b, num_a, num_b)
+    inter = joint[1:, 1:].astype(np.float64)
+    union = joint[1:, :].sum(1)[:, None] + joint[:, 1:].sum(0)[None, :] - inter
+    return inter / np.maximum(union, 1)
