@@ -9,7 +9,8 @@ import numpy as np
 
 from conftest import REPO
 from custom_modules.io.csv_cells import csv_text, safe_cell
-from custom_modules.io.exporters import measurements_csv, read_saved_prediction, submission_csv
+from custom_modules.io.exporters import measurements_csv, read_saved_prediction
+from custom_modules.io.submission import submission_csv
 from data_prep import prepare_dsb
 from test_export import _pred
 

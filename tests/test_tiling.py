@@ -150,7 +150,7 @@ class ShapeRecorder(torch.nn.Module):
     def test_step(self, data):  # what mmengine's TTA wrapper asks of its module
         raise NotImplementedError
 
-    def predict_label_map(self, img):
+    def predict_label_map(self, img, out_shape=None, raw=False):
         self.shapes.append(img.shape[:2])
         return components(img)
 

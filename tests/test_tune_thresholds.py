@@ -117,7 +117,7 @@ def constructed_cache():
 
 
 def test_the_search_finds_better_per_class_thresholds():
-    scorer = Scorer(constructed_cache())
+    scorer = Scorer(constructed_cache(), MODELS.build(Config.fromfile(MRCNN).model))
     start = dict(score_thr=(0.05, 0.05), mask_thr=(0.3, 0.3), max_per_img=100, min_area=0,
                  dilation=0)
     grids = dict(score_thr=(0.1, 0.3, 0.6), mask_thr=(0.3, 0.5), max_per_img=(100, ),
@@ -196,7 +196,7 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
     model = MODELS.build(cfg.model).eval()
     load_weights(model, checkpoints['mrcnn'])
     with open(cache, 'rb') as f:
-        scorer = Scorer(pickle.load(f))
+        scorer = Scorer(pickle.load(f), model)
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     for i, (_, (pred, )) in enumerate(scorer.predictions([model_settings(model)])):
         img = dataset[i]['inputs'].permute(1, 2, 0).numpy()
@@ -229,7 +229,7 @@ def test_tta_views_are_cached_so_the_vote_is_tuned_as_the_tta_model_votes(labell
     assert [len(image['raw']) for image in cache['images']] == [3, 3]  # one per view
     own = model_settings(model)
     other = dict(own, mask_thr=(0.45, ), vote_thr=0.6, min_area=5, dilation=1)
-    scored = list(Scorer(cache).predictions([own, other]))
+    scored = list(Scorer(cache, model.module).predictions([own, other]))
     for settings, k in ((own, 0), (other, 1)):
         model.vote_thr = settings['vote_thr']
         model.module.thresholds = model.module.thresholds._replace(

@@ -36,6 +36,7 @@ from custom_modules.io.atomic import check_can_write, write_all_or_nothing
 from custom_modules.models.classical import (ClassicalParams, DEFAULT_GRID, foreground,
                                              nuclei_bright, param_grid, segment_nuclei,
                                              split_foreground)
+from custom_modules.structures.label_ops import masks_to_label_map
 from custom_modules.structures.rle import coco_decode, coco_encode_label_map
 
 Sample = Tuple[str, np.ndarray, np.ndarray]  # kind, bright-nuclei grey image, gt label map
@@ -74,11 +75,8 @@ def read_params(path: str) -> ClassicalParams:
 
 
 def gt_label_map(shape, anns: list) -> np.ndarray:
-    """Ground-truth label map of one image from its COCO annotations."""
-    gt = np.zeros(shape[:2], np.int32)
-    for k, ann in enumerate(anns, start=1):
-        gt[coco_decode(ann['segmentation'])] = k
-    return gt
+    """Ground-truth label map of one image from its COCO annotations (overlaps: first wins)."""
+    return masks_to_label_map((coco_decode(ann['segmentation']) for ann in anns), shape[:2])
 
 
 def annotations_by_image(coco: dict) -> dict:

@@ -38,8 +38,8 @@ from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
 from custom_modules.inference.prediction_files import output_paths, render_image
 from custom_modules.io.atomic import write_all_or_nothing
-from custom_modules.io.exporters import (coco_results, join_csv_texts, read_saved_prediction,
-                                         submission_csv)
+from custom_modules.io.exporters import coco_results, join_csv_texts, read_saved_prediction
+from custom_modules.io.submission import submission_csv
 
 # The options that change an image's result: each is recorded with its outputs
 # (run_settings), and a rerun with another value redoes the image. A new such

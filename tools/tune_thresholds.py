@@ -154,9 +154,7 @@ def main(argv=None):
         print(f'warning: {big} images exceed tile.tile_above={tile_above}: tools/test.py tiles '
               'them, the tuner scored them whole', file=sys.stderr)
 
-    net = innermost(model)
-    scorer = Scorer(cache, getattr(net, 'heads', ()), getattr(net, 'decode_cfg', None),
-                    metric_filter(cfg))
+    scorer = Scorer(cache, innermost(model), metric_filter(cfg))
     best, best_score, trials = coordinate_descent(scorer.score, start, grids, args.rounds,
                                                   progress=lambda m: print(m, flush=True))
     base_score, where, n = trials[0][1], split[2], len(cache['images'])

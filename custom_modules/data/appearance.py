@@ -15,7 +15,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 
-from custom_modules.data.image_io import to_model_input
+from custom_modules.data.image_io import bright_background, to_model_input
 
 Range = Tuple[float, float]
 # Ruifrok & Johnston's haematoxylin, eosin and DAB optical densities (RGB rows).
@@ -145,7 +145,7 @@ class RandomGreyColour(_Appearance):
             return np.repeat(grey[:, :, None], 3, 2)
         absorb = _draw(self.absorb_range, 3)
         absorb = (absorb / absorb.max()).astype(np.float32)
-        if np.median(img) > 127:  # bright background: a stain
+        if bright_background(img):  # a stain
             return 255.0 - (255.0 - img) * absorb
         return img * absorb
 

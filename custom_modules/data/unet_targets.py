@@ -23,6 +23,8 @@ from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 from scipy import ndimage
 
+from custom_modules.structures.label_ops import masks_to_label_map
+
 TARGET_BITS: Dict[str, int] = dict(nucleus=1, contour=2, boundary=4, marker=8, gap=16)
 
 
@@ -117,8 +119,7 @@ class UNetTargets(BaseTransform):
         masks = results.get('gt_masks')
         if masks is not None and len(masks):
             dense = masks.to_ndarray() if hasattr(masks, 'to_ndarray') else np.asarray(masks)
-            for k, mask in enumerate(dense.astype(bool), start=1):
-                label_map[mask & (label_map == 0)] = k
+            label_map = masks_to_label_map(dense, (h, w))
         results['gt_seg_map'] = encode_targets(label_map, **self.widths)
         return results
 

@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from custom_modules.structures.label_map import LabelMapPrediction
-from custom_modules.structures.label_ops import relabel
+from custom_modules.structures.label_ops import label_overlap, relabel
+from custom_modules.structures.union_find import UnionFind
 
 
 def fingerprint(pred: LabelMapPrediction, weight: float) -> bytes:
@@ -34,39 +35,21 @@ def fingerprint(pred: LabelMapPrediction, weight: float) -> bytes:
     return digest.digest()
 
 
-def instance_overlaps(a: np.ndarray, b: np.ndarray):
-    """``(label_a, label_b, intersection)`` for every pair of overlapping labels."""
-    both = (a > 0) & (b > 0)
-    if not both.any():
-        return (np.zeros(0, np.int64), ) * 3
-    nb = int(b.max()) + 1
-    codes, inter = np.unique(a[both].astype(np.int64) * nb + b[both], return_counts=True)
-    return codes // nb, codes % nb, inter
-
-
-class _Clusters:
-    """Union-find over instances that keeps each cluster's set of inputs."""
+class _Clusters(UnionFind):
+    """Union-find over instances that keeps each cluster's set of inputs: two clusters
+    holding an instance of one input never join."""
 
     def __init__(self, owner: np.ndarray) -> None:
-        self.parent = np.arange(len(owner))
+        super().__init__(len(owner))
         self.inputs = [{int(i)} for i in owner]
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:  # path compression
-            self.parent[x], x = root, self.parent[x]
-        return root
 
     def join(self, x: int, y: int) -> None:
         rx, ry = self.find(x), self.find(y)
         if rx == ry or self.inputs[rx] & self.inputs[ry]:
             return
-        lo, hi = min(rx, ry), max(rx, ry)  # the lower id stays the root: deterministic
-        self.parent[hi] = lo
-        self.inputs[lo] |= self.inputs[hi]
-        self.inputs[hi] = set()
+        root = self.union(rx, ry)
+        self.inputs[root] |= self.inputs[rx + ry - root]
+        self.inputs[rx + ry - root] = set()
 
 
 def consensus_merge(preds: Sequence[LabelMapPrediction], weights: Optional[Sequence[float]] = None,
@@ -112,7 +95,7 @@ def consensus_merge(preds: Sequence[LabelMapPrediction], weights: Optional[Seque
     links = []  # (iou, global a, global b)
     for i in range(len(preds)):
         for j in range(i + 1, len(preds)):
-            la, lb, inter = instance_overlaps(preds[i].label_map, preds[j].label_map)
+            la, lb, inter = label_overlap(preds[i].label_map, preds[j].label_map)
             iou = inter / (areas[i][la - 1] + areas[j][lb - 1] - inter)
             ga, gb = offsets[i] + la - 1, offsets[j] + lb - 1
             ok = (iou > match_iou) & (classes[ga] == classes[gb])

@@ -14,7 +14,6 @@ median equivalent diameter of that scale's nuclei, in the input's pixels. Images
 estimate lies inside ``keep_range`` (sizes the network handles as they are) are
 predicted unchanged, so images like the training set lose nothing.
 """
-import inspect
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -24,7 +23,7 @@ from mmengine.model import BaseTTAModel
 
 from custom_modules.inference.tiling import NucleusTiledModel
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction
-from custom_modules.structures.predictor import innermost, predict_batch
+from custom_modules.structures.predictor import Shape, at_shape, innermost, predict_batch
 
 # Images are rescaled to this diameter: inside the training range, a little above the
 # nuclei's median (19 px) because the networks' masks drop the smallest nuclei (min_area).
@@ -142,15 +141,6 @@ def parse_diameter(value: Union[str, float, None]) -> Union[str, float, None]:
     return number
 
 
-def resize_label_map(pred: LabelMapPrediction, shape: Tuple[int, int]) -> LabelMapPrediction:
-    """The prediction at ``shape`` (nearest neighbour; nuclei that vanish go)."""
-    if pred.label_map.shape == tuple(shape):
-        return pred
-    label_map = cv2.resize(pred.label_map.astype(np.float32), (shape[1], shape[0]),
-                           interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    return filter_prediction(pred.replace(label_map=label_map))
-
-
 @MODELS.register_module()
 class NucleusRescaledModel(BaseTTAModel):
     """Wrap any label-map predictor to predict each image at the training nucleus size.
@@ -213,20 +203,26 @@ class NucleusRescaledModel(BaseTTAModel):
         return rescale_factor(self.last_estimate.diameter, self.train_diameter,
                               self.keep_range, self.factor_range)
 
-    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
-        """Predict at the training nucleus size; the label map at ``img``'s size."""
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """Predict at the training nucleus size; the label map at ``img``'s size
+        (or ``out_shape``; see :class:`~custom_modules.structures.predictor.LabelMapPredictor`)."""
         factor = self.factor(img)
         if factor == 1.0:
-            whole = self._whole if self.direct_network(img) is not None else None
-            return whole if whole is not None else self.module.predict_label_map(img)
+            whole = (self._whole if self.direct_network(img) is not None and not raw
+                     and out_shape in (None, img.shape[:2]) else None)
+            return whole if whole is not None else self.module.predict_label_map(
+                img, out_shape, raw)
+        target = img.shape[:2] if out_shape is None else tuple(out_shape)
         scaled = np.ascontiguousarray(resize(img, factor))
         net = self.direct_network(scaled)
-        if factor < 1 and net is not None and 'out_shape' in inspect.signature(
-                net.predict_label_map).parameters:  # masks pasted smoothly at the input's size
-            pred = net.predict_label_map(scaled, out_shape=img.shape[:2])
+        if factor < 1 and net is not None:  # masks pasted smoothly at the input's size
+            pred = net.predict_label_map(scaled, out_shape=target, raw=raw)
+            if raw:
+                return pred
             min_area = getattr(getattr(net, 'postprocess', None), 'min_area', 0)
             return filter_prediction(pred, 0.0, int(np.ceil(min_area / factor ** 2)))
-        return resize_label_map(self.module.predict_label_map(scaled), img.shape[:2])
+        return at_shape(self.module.predict_label_map(scaled, raw=raw), target)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)

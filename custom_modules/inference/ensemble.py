@@ -13,7 +13,10 @@ Three ways to combine members (``merge``):
   separates touching ones) when two or more of those lie mostly inside it.
 
 With ``tta=True`` (``tools/test.py --tta``) each member predicts with its own
-config's ``tta_model`` (for ``'probabilities'``, one that averages probabilities). The ensemble is a label-map predictor: tiling wraps it.
+config's ``tta_model`` (for ``'probabilities'``, one that averages probabilities). The
+ensemble is a :class:`~custom_modules.structures.predictor.LabelMapPredictor` of
+members that are too: tiling and TTA wrap it, and a member may be a tiled or a TTA model
+(``dict(model=...)``).
 """
 from typing import List, Optional, Sequence
 
@@ -28,8 +31,8 @@ from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.inference.model_zoo import load_config
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction
-from custom_modules.structures.label_ops import relabel
-from custom_modules.structures.predictor import innermost, predict_batch
+from custom_modules.structures.label_ops import label_overlap, relabel
+from custom_modules.structures.predictor import Shape, innermost, predict_batch
 
 MERGES = ('consensus', 'probabilities', 'split')
 
@@ -46,17 +49,19 @@ def split_by(base: LabelMapPrediction, splitter: LabelMapPrediction,
     out = np.zeros_like(base.label_map)
     owner: List[int] = []
     areas = np.bincount(splitter.label_map.ravel(), minlength=len(splitter) + 1)
+    la, lb, inter = label_overlap(base.label_map, splitter.label_map)  # sorted by la
+    ok = inter >= inside * areas[lb]
+    la, lb = la[ok], lb[ok]
     for lab, box in enumerate(ndimage.find_objects(base.label_map), start=1):
         if box is None:
             continue
         mask = base.label_map[box] == lab
-        local = np.where(mask, splitter.label_map[box], 0)
-        ids, counts = np.unique(local[local > 0], return_counts=True)
-        seeds = ids[counts >= inside * areas[ids]]
+        seeds = lb[np.searchsorted(la, lab):np.searchsorted(la, lab, 'right')]
         if len(seeds) < 2:
             owner.append(lab - 1)
             out[box][mask] = len(owner)
             continue
+        local = np.where(mask, splitter.label_map[box], 0)
         markers = np.zeros(mask.shape, np.int32)
         for k, sid in enumerate(seeds, start=1):
             markers[local == sid] = k
@@ -74,8 +79,10 @@ class NucleusEnsemble(BaseModel):
     """Predict with several trained models and combine their label maps.
 
     Args:
-        members: ``dict(config=..., checkpoint=..., weight=1.0)`` each; the
-            configs' models and (with ``tta``) their ``tta_model``.
+        members: ``dict(config=..., checkpoint=..., weight=1.0)`` each (the
+            configs' models and, with ``tta``, their ``tta_model``), or
+            ``dict(model=..., weight=1.0)``: a predictor's model config built as
+            it is (no weights loaded: the classical segmenter, a wrapper of one).
         merge: ``'consensus'``, ``'probabilities'`` or ``'split'`` (module doc).
         tta: each member predicts with its own test-time augmentation.
         match_iou: consensus matching IoU.
@@ -98,15 +105,19 @@ class NucleusEnsemble(BaseModel):
         self.score_thr, self.min_area = score_thr, min_area
         nets, modes, self.weights = [], set(), []
         for member in members:
-            unknown = set(member) - {'config', 'checkpoint', 'weight'}
-            if unknown or not {'config', 'checkpoint'} <= set(member):
+            unknown = set(member) - {'config', 'checkpoint', 'model', 'weight'}
+            if unknown or not ({'config', 'checkpoint'} <= set(member)) ^ ('model' in member):
                 raise KeyError(f'an ensemble member is dict(config=..., checkpoint=..., '
-                               f'weight=...); got keys {sorted(member)}')
-            cfg = load_config(member['config'])
-            net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=0))
-            load_weights(net, member['checkpoint'])
+                               f'weight=...) or dict(model=..., weight=...); got keys '
+                               f'{sorted(member)}')
+            if 'model' in member:
+                net = MODELS.build(member['model'])
+            else:
+                cfg = load_config(member['config'])
+                net = MODELS.build(predictor_cfg(cfg, tta=tta, tile=0))
+                load_weights(net, member['checkpoint'])
+                modes.add(config_input_mode(cfg))
             nets.append(net.eval())
-            modes.add(config_input_mode(cfg))
             self.weights.append(float(member.get('weight', 1.0)))
         if len(modes) > 1:
             raise ValueError(f'ensemble members read images differently ({sorted(modes)}): '
@@ -118,22 +129,24 @@ class NucleusEnsemble(BaseModel):
                 raise ValueError("merge='probabilities' needs members of one U-Net family with "
                                  f'the same heads, got {heads}')
         self.members = nets
-        self.input_mode = modes.pop()
+        self.input_mode = modes.pop() if modes else 'rgb'
 
-    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
-        """The ensemble's prediction of one ``H x W x 3`` pipeline image."""
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """The ensemble's prediction of one ``H x W x 3`` pipeline image (members predict at
+        ``out_shape`` and, when ``raw``, raw; ``raw`` skips ``min_area`` too)."""
         if self.merge == 'probabilities':
             total = sum(self.weights)
-            probs = sum(w * m.predict_probs(img).astype(np.float64)
+            probs = sum(w * m.predict_probs(img, out_shape).astype(np.float64)
                         for w, m in zip(self.weights, self.members))
             merged = self.members[0].decode_probs((probs / total).astype(np.float32), raw=True)
         else:
-            preds = [m.predict_label_map(img) for m in self.members]
+            preds = [m.predict_label_map(img, out_shape, raw) for m in self.members]
             if self.merge == 'split':
                 merged = split_by(preds[0], preds[1])
             else:
                 merged = consensus_merge(preds, self.weights, self.match_iou, self.vote_thr)
-        return filter_prediction(merged, self.score_thr, self.min_area)
+        return filter_prediction(merged, self.score_thr, 0 if raw else self.min_area)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)

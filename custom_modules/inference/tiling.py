@@ -35,10 +35,11 @@ from mmengine.model import BaseTTAModel
 from scipy import ndimage
 
 from custom_modules.structures.label_map import LabelMapPrediction
-from custom_modules.structures.label_ops import relabel
-from custom_modules.structures.predictor import predict_batch
+from custom_modules.structures.label_ops import label_map_iou, relabel
+from custom_modules.structures.predictor import Shape, at_shape, predict_batch
 from custom_modules.structures.tile_grid import (core_bounds, core_holds, padded, tile_ends,
                                                  tile_shape, tile_starts)
+from custom_modules.structures.union_find import UnionFind
 
 __all__ = ['NucleusTiledModel', 'predict_tiled', 'core_bounds', 'tile_ends', 'tile_starts',
            'tile_shape']
@@ -120,9 +121,7 @@ def common_iou(a: Piece, b: Piece, rect_a, rect_b) -> float:
                                                                sx0 - p.x0:sx1 - p.x0]
         return out
 
-    wa, wb = window(a), window(b)
-    union = np.count_nonzero(wa | wb)
-    return np.count_nonzero(wa & wb) / union if union else 0.0
+    return float(label_map_iou(window(a).view(np.uint8), window(b).view(np.uint8), 1, 1)[0, 0])
 
 
 def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
@@ -131,14 +130,7 @@ def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
     Only pieces inside the area of another tile can have a partner, and only
     that tile's pieces are compared with them.
     """
-    parent = list(range(len(pieces)))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = UnionFind(len(pieces))
     if pieces:
         rects = np.asarray(rects)
         boxes = np.array([(p.y0, p.x0, p.y0 + p.mask.shape[0], p.x0 + p.mask.shape[1])
@@ -156,11 +148,8 @@ def link_groups(pieces: List[Piece], rects) -> List[List[int]]:
                           & (bj[:, 3] > b[1]) & (classes[js] == classes[i])]
                 for j in near:
                     if common_iou(pieces[i], pieces[j], rects[tiles[i]], rects[t]) > 0.5:
-                        parent[find(i)] = find(j)
-    groups = {}
-    for i in range(len(pieces)):
-        groups.setdefault(find(i), []).append(i)
-    return list(groups.values())
+                        sets.union(i, j)
+    return sets.groups()
 
 
 def resolve_group(group: List[int], pieces: List[Piece], cores):
@@ -295,12 +284,17 @@ class NucleusTiledModel(BaseTTAModel):
         return (max(h, w) > max(self.tile_above, self.tile_size)
                 and padded(h, self.align) * padded(w, self.align) > self.tile_size ** 2)
 
-    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
-        """Whole below ``tile_above`` or when (padded) no larger than a tile, else by tiles."""
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """Whole below ``tile_above`` or when (padded) no larger than a tile, else by tiles
+        (``raw``: raw tiles, no ``min_area``; ``out_shape``: the joined map resized)."""
         if not self.tiles(img):
-            return self.module.predict_label_map(img)
-        return predict_tiled(self.module.predict_label_map, img, self.tile_size, self.overlap,
-                             self.min_area, self.align, self.map_tiles)
+            return self.module.predict_label_map(img, out_shape, raw)
+        predict = functools.partial(self.module.predict_label_map, raw=True) if raw \
+            else self.module.predict_label_map
+        return at_shape(predict_tiled(predict, img, self.tile_size, self.overlap,
+                                      0 if raw else self.min_area, self.align, self.map_tiles),
+                        out_shape)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)

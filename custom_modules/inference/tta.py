@@ -8,14 +8,21 @@ at the original size by Mask R-CNN itself), and merges the views with the
 order-independent :func:`~custom_modules.inference.consensus.consensus_merge`.
 
 Because views are made from the image array, the TTA model is itself a
-label-map predictor: tiling (``NucleusTiledModel``) wraps it unchanged.
+:class:`~custom_modules.structures.predictor.LabelMapPredictor` and wraps any
+other one: tiles of a TTA model and a TTA of a tiled model both work.
 Memory: each view is reduced at once to one ``H x W`` label map.
+
+Its stages are functions that ``tools/tune_thresholds.py`` calls too, with
+other settings (:mod:`custom_modules.tuning.tuner`): :func:`view_inputs`
+(a view's image and frame), :func:`view_to_original` (a view's raw
+prediction, filtered and mapped back), :func:`merge_views` (consensus, or the
+one decoded mean), then ``apply_postprocess`` (dilation).
 
 ``merge='probabilities'`` (for models with pixel probabilities, the U-Nets)
 instead averages the views' probabilities in the original frame and decodes
 once, as U-Net practitioners do.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -26,7 +33,7 @@ from custom_modules.data.image_io import shift_channels
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.models.instances import apply_postprocess, make_postprocess
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction
-from custom_modules.structures.predictor import predict_batch
+from custom_modules.structures.predictor import Shape, innermost, predict_batch
 
 VIEW_KEYS = ('rot90', 'flip', 'scale', 'shift')
 FLIPS = (None, 'horizontal', 'vertical')
@@ -78,6 +85,34 @@ def make_view(img: np.ndarray, view: dict) -> np.ndarray:
     return img
 
 
+def view_inputs(img: np.ndarray, view: dict,
+                out_shape: Shape = None) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """A view's image and the frame its prediction is pasted in (``out_shape``, or the
+    image's, turned as the view turns it: before rescaling)."""
+    h, w = img.shape[:2] if out_shape is None else tuple(out_shape)
+    return make_view(img, view), ((w, h) if view['rot90'] % 2 else (h, w))
+
+
+def view_to_original(pred: LabelMapPrediction, view: dict,
+                     score_thr: float) -> LabelMapPrediction:
+    """A view's raw prediction without nuclei under ``score_thr``, in the original frame."""
+    pred = filter_prediction(pred, score_thr)
+    return pred.replace(label_map=inverse_geometry(pred.label_map, view))
+
+
+def merge_views(preds: Sequence[LabelMapPrediction], min_area: int, merge: str = 'label_maps',
+                match_iou: float = 0.5, vote_thr: float = 0.5,
+                score_thr: float = 0.0) -> LabelMapPrediction:
+    """The views' consensus (``merge='label_maps'``); else the one prediction (decoded mean
+    probabilities, or a model without TTA) without nuclei under ``score_thr``. Nuclei under
+    ``min_area`` go."""
+    if merge == 'label_maps':
+        return consensus_merge(preds, match_iou=match_iou, vote_thr=vote_thr, min_area=min_area)
+    if len(preds) != 1:
+        raise ValueError(f"merge {merge!r} takes one prediction, got {len(preds)}")
+    return filter_prediction(preds[0], score_thr, min_area)
+
+
 @MODELS.register_module()
 class NucleusTTAModel(BaseTTAModel):
     """Predict several views of each image and merge them by consensus.
@@ -93,7 +128,7 @@ class NucleusTTAModel(BaseTTAModel):
             share of the views put it there.
         score_thr: per-view nuclei scoring below it are ignored.
         postprocess: ``dict(min_area, dilation_radius)`` for the merged
-            result; ``None`` takes the wrapped model's own.
+            result; ``None`` takes the wrapped network's own.
         merge: 'label_maps' (consensus of the views' nuclei) or
             'probabilities' (average the views' pixel probabilities, then
             decode once: the U-Net practice; the model needs
@@ -122,49 +157,51 @@ class NucleusTTAModel(BaseTTAModel):
         self.vote_thr = vote_thr
         self.score_thr = score_thr
         self.post = make_postprocess(postprocess) if postprocess is not None else getattr(
-            self.module, 'postprocess', make_postprocess(None))
+            innermost(self.module), 'postprocess', make_postprocess(None))
 
-    def predict_view(self, img: np.ndarray, view: dict) -> LabelMapPrediction:
-        """One view's raw prediction, in the original frame."""
-        view_img = make_view(img, view)
-        out_shape = forward_geometry(img[:, :, 0], view).shape  # the view before rescaling
-        pred = self.module.predict_label_map(view_img, out_shape=out_shape, raw=True)
-        pred = filter_prediction(pred, self.score_thr)
-        pred = pred.replace(label_map=inverse_geometry(pred.label_map, view))
-        if pred.label_map.shape != img.shape[:2]:
+    def predict_view(self, img: np.ndarray, view: dict,
+                     out_shape: Shape = None) -> LabelMapPrediction:
+        """One view's raw prediction, in the original frame (or ``out_shape``)."""
+        view_img, shape = view_inputs(img, view, out_shape)
+        pred = view_to_original(self.module.predict_label_map(view_img, shape, raw=True), view,
+                                self.score_thr)
+        expected = img.shape[:2] if out_shape is None else tuple(out_shape)
+        if pred.label_map.shape != expected:
             raise ValueError(f'view {view} maps back to {pred.label_map.shape}, '
-                             f'expected {img.shape[:2]}')
+                             f'expected {expected}')
         return pred
 
-    def view_probs(self, img: np.ndarray, view: dict) -> np.ndarray:
-        """One view's ``C x H x W`` probabilities, in the original frame."""
-        out_shape = forward_geometry(img[:, :, 0], view).shape
-        probs = self.module.predict_probs(make_view(img, view), out_shape=out_shape)
+    def view_probs(self, img: np.ndarray, view: dict, out_shape: Shape = None) -> np.ndarray:
+        """One view's ``C x H x W`` probabilities, in the original frame (or ``out_shape``)."""
+        view_img, shape = view_inputs(img, view, out_shape)
+        probs = self.module.predict_probs(view_img, out_shape=shape)
         return inverse_geometry(probs.transpose(1, 2, 0), view).transpose(2, 0, 1)
 
-    def predict_probs(self, img: np.ndarray) -> np.ndarray:
+    def predict_probs(self, img: np.ndarray, out_shape: Shape = None) -> np.ndarray:
         """The views' mean ``C x H x W`` probabilities (``merge='probabilities'``)."""
         if self.merge != 'probabilities':
             raise ValueError("predict_probs needs merge='probabilities'")
         total = np.float64(0)
         for view in self.views:  # float64 sums: the same mean in any view order
-            total = total + self.view_probs(img, view).astype(np.float64)
+            total = total + self.view_probs(img, view, out_shape).astype(np.float64)
         return (total / len(self.views)).astype(np.float32)
 
     def decode_probs(self, probs: np.ndarray, raw: bool = False) -> LabelMapPrediction:
         """The wrapped model's decoding of (averaged) probabilities."""
         return self.module.decode_probs(probs, raw)
 
-    def predict_label_map(self, img: np.ndarray) -> LabelMapPrediction:
-        """The consensus of all views of one ``H x W x 3`` image."""
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """The consensus of all views of one ``H x W x 3`` image (see
+        :class:`~custom_modules.structures.predictor.LabelMapPredictor`)."""
+        min_area = 0 if raw else self.post.min_area
         if self.merge == 'probabilities':
-            merged = filter_prediction(self.decode_probs(self.predict_probs(img), raw=True),
-                                       self.score_thr, self.post.min_area)
-            return apply_postprocess(merged, self.post)
-        merged = consensus_merge([self.predict_view(img, view) for view in self.views],
-                                 match_iou=self.match_iou, vote_thr=self.vote_thr,
-                                 min_area=self.post.min_area)
-        return apply_postprocess(merged, self.post)
+            preds = [self.decode_probs(self.predict_probs(img, out_shape), raw=True)]
+        else:
+            preds = [self.predict_view(img, view, out_shape) for view in self.views]
+        merged = merge_views(preds, min_area, self.merge, self.match_iou, self.vote_thr,
+                             self.score_thr)
+        return merged if raw else apply_postprocess(merged, self.post)
 
     def test_step(self, data: dict) -> list:
         """A test batch of raw images (the plain test pipeline) to predictions."""

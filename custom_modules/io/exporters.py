@@ -21,7 +21,7 @@ from custom_modules.data.image_io import ImageReadError, read_image_file, to_mod
 from custom_modules.evaluation.measure import MEASUREMENT_COLUMNS, class_name
 from custom_modules.io.csv_cells import csv_text, safe_cell
 from custom_modules.structures.label_map import LabelMapPrediction
-from custom_modules.structures.rle import coco_encode_label_map, encode_label_map
+from custom_modules.structures.rle import coco_encode_label_map
 from custom_modules.visualization.overlay import outline
 
 SUBMISSION_HEADER = 'ImageId,EncodedPixels'
@@ -170,22 +170,6 @@ def join_csv_texts(texts: Iterable[str]) -> str:
             raise ValueError(f'CSV header {first!r} differs from {header!r}')
         body.append(rest)
     return (header or ','.join(MEASUREMENT_HEADER)) + '\n' + ''.join(body)
-
-
-def submission_csv(label_maps: Iterable[Tuple[str, np.ndarray]]) -> str:
-    """Kaggle submission text: a row per nucleus, an empty row for an image without any.
-
-    Class-agnostic, as the competition: classes are not written. ImageIds go
-    through :func:`submission_text` (escaped only where a spreadsheet would
-    run them).
-    """
-    rows = []
-    for name, label_map in label_maps:
-        encoded = encode_label_map(label_map)
-        rows.extend((name, encoded[k]) for k in sorted(encoded))
-        if not encoded:
-            rows.append((name, ''))
-    return submission_text(rows)
 
 
 def submission_text(rows: Iterable[Tuple[str, str]]) -> str:

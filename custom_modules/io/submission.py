@@ -1,10 +1,11 @@
 """Kaggle submission rows from predictions, and the checks they must pass."""
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from custom_modules.data.image_io import image_name
+from custom_modules.io.exporters import submission_text
 from custom_modules.structures.label_map import LabelMapPrediction, from_sample
 from custom_modules.structures.rle import encode_label_map, parse_kaggle, run_indices
 
@@ -69,14 +70,37 @@ def prediction_rows(predictions: Iterable[dict], min_area: int = 0,
     Returns:
         The rows and each ImageId's ``(H, W)``.
     """
+    return label_map_rows((image_id, found.label_map, found.scores) for _, image_id, found in
+                          prediction_label_maps(predictions, min_area, score_thr))
+
+
+def label_map_rows(label_maps: Iterable[Tuple[str, np.ndarray, Optional[np.ndarray]]]
+                   ) -> Tuple[List[Row], Dict[str, Tuple[int, int]]]:
+    """Rows of ``(ImageId, label map, scores or None)``: a row per nucleus, an empty
+    row for an image without any; and each ImageId's ``(H, W)``."""
     rows, shapes = [], {}
-    for _, image_id, found in prediction_label_maps(predictions, min_area, score_thr):
-        shapes[image_id] = found.label_map.shape
-        encoded = encode_label_map(found.label_map)
-        rows.extend((image_id, encoded[k], float(found.scores[k - 1])) for k in sorted(encoded))
+    for image_id, label_map, scores in label_maps:
+        shapes[image_id] = label_map.shape
+        encoded = encode_label_map(label_map)
+        rows.extend((image_id, encoded[k], float('nan') if scores is None else
+                     float(scores[k - 1])) for k in sorted(encoded))
         if not encoded:
             rows.append((image_id, '', float('nan')))
     return rows, shapes
+
+
+def submission_csv(label_maps: Iterable[Tuple[str, np.ndarray]]) -> str:
+    """Kaggle submission text of ``(ImageId, label map)`` pairs, checked by
+    :func:`check_submission` (ValueError naming the first problems when invalid).
+
+    Class-agnostic, as the competition: classes are not written; ImageIds go through
+    :func:`~custom_modules.io.exporters.submission_text`.
+    """
+    rows, shapes = label_map_rows((name, label_map, None) for name, label_map in label_maps)
+    problems = check_submission(rows, shapes)
+    if problems:
+        raise ValueError('the submission would be invalid: ' + '; '.join(problems[:5]))
+    return submission_text((image_id, pixels) for image_id, pixels, _ in rows)
 
 
 def check_submission(rows: List[Row], shapes: Dict[str, Tuple[int, int]]) -> List[str]:

@@ -11,7 +11,7 @@ tuned on training images (``tools/classical_baseline.py --tune``).
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -19,9 +19,13 @@ from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.filters import gaussian, threshold_otsu
 from skimage.morphology import h_maxima
+from mmdet.registry import MODELS
+from mmengine.model import BaseModel
 from skimage.segmentation import relabel_sequential, watershed
 
-from custom_modules.data.image_io import to_8bit
+from custom_modules.data.image_io import bright_background, to_8bit
+from custom_modules.structures.label_map import LabelMapPrediction
+from custom_modules.structures.predictor import Shape, at_shape, predict_batch
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,7 @@ def nuclei_bright(img: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_BGR2GRAY)
     else:
         grey = img.reshape(img.shape[:2])
-    # brightfield / histology: dark nuclei on a bright background
-    return 255 - grey if grey.size and np.median(grey) > 127 else grey
+    return 255 - grey if bright_background(grey) else grey
 
 
 def foreground(grey: np.ndarray, sigma: float) -> np.ndarray:
@@ -158,3 +161,32 @@ def segment_nuclei(img: np.ndarray, params: ClassicalParams = ClassicalParams())
         ``H x W`` int32 label map, labels 1..K (0 = background).
     """
     return split_foreground(foreground(nuclei_bright(img), params.sigma), params)
+
+
+@MODELS.register_module()
+class ClassicalSegmenter(BaseModel):
+    """:func:`segment_nuclei` as a label-map predictor (every nucleus scores 1, class 0).
+
+    Arguments are the fields of :class:`ClassicalParams`. ``raw`` changes nothing:
+    its ``min_area`` acts inside the segmentation, before the split.
+    """
+
+    def __init__(self, sigma: float = 0.0, min_distance: int = 8, h: float = 1.0,
+                 min_area: int = 30, compactness: float = 0.0,
+                 data_preprocessor: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.params = ClassicalParams(sigma, min_distance, h, min_area, compactness)
+
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """The nuclei of one image (see ``LabelMapPredictor``)."""
+        label_map = segment_nuclei(img, self.params)
+        n = int(label_map.max())
+        return at_shape(LabelMapPrediction(label_map, np.ones(n, np.float32),
+                                           np.zeros(n, np.int64)), out_shape)
+
+    def test_step(self, data: dict) -> list:
+        return predict_batch(self, data)
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        raise NotImplementedError('the classical segmenter only predicts (test_step)')

@@ -7,7 +7,9 @@ the box head at the lowest score threshold without a cap, keeps per class the
 detections scoring *above* their class's threshold (MMDetection's ``>``) and
 the ``max_per_img`` best of those, pastes their masks as soft masks and cuts
 them per class (:mod:`custom_modules.models.instances`). ``tools/tune_thresholds.py``
-caches the same soft instances, so what it scores is what the model predicts.
+caches the same soft instances (:meth:`NucleusMaskRCNN.capture_raw`) and replays
+:meth:`NucleusMaskRCNN.predict_from_raw`, the method every prediction goes through, so
+what it scores is what the model predicts.
 """
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -73,6 +75,9 @@ def rpn_caps_for_area(rpn_cfg, area: int, caps_area: Optional[int]):
 @MODELS.register_module()
 class NucleusMaskRCNN(MaskRCNN):
     """Mask R-CNN that predicts label maps, post-processed for the competition.
+
+    A :class:`~custom_modules.structures.predictor.LabelMapPredictor` whose
+    ``predict_label_map`` is ``predict_from_raw(capture_raw(img))`` (as the U-Net's).
 
     Args:
         postprocess: ``dict(min_area=..., dilation_radius=...)``, see
@@ -150,10 +155,19 @@ class NucleusMaskRCNN(MaskRCNN):
         masks = np.concatenate(crops) if crops else np.zeros(0, np.uint8)
         return SoftInstances(shape, scores, classes.astype(np.int64), boxes, masks)
 
-    def to_prediction(self, inst: SoftInstances, raw: bool = False) -> LabelMapPrediction:
-        """The config's mask cut-offs (and, unless ``raw``, min area and dilation)."""
+    def raw_settings(self) -> dict:
+        """The cut-offs :meth:`predict_from_raw` applies by default (per class)."""
+        return dict(score_thr=tuple(float(v) for v in self.thresholds.score),
+                    mask_thr=tuple(float(v) for v in self.thresholds.mask),
+                    max_per_img=self.thresholds.max_per_img)
+
+    def predict_from_raw(self, inst: SoftInstances, settings: Optional[dict] = None,
+                         raw: bool = False) -> LabelMapPrediction:
+        """A prediction from soft instances with ``settings`` (keys of :meth:`raw_settings`;
+        ``None``: the config's); unless ``raw``, min area and dilation too."""
+        s = self.raw_settings() if settings is None else settings
         pred = instances_to_prediction(inst, 0 if raw else self.postprocess.min_area,
-                                       mask_thr=self.thresholds.mask)
+                                       s['score_thr'], s['mask_thr'], s['max_per_img'])
         return pred if raw else apply_postprocess(pred, self.postprocess)
 
     @torch.no_grad()
@@ -166,6 +180,14 @@ class NucleusMaskRCNN(MaskRCNN):
         return self.soft_instances(data['inputs'], data['data_samples'], True, score_thr,
                                    max_per_img)[0]
 
+    def capture_raw(self, img: np.ndarray, out_shape: Optional[Tuple[int, int]] = None,
+                    score_thr: Optional[float] = None) -> SoftInstances:
+        """The raw prediction :meth:`predict_from_raw` takes: soft instances above the
+        config's cut-offs, or every detection above ``score_thr`` (uncapped: the tuner's)."""
+        if score_thr is None:
+            return self.predict_instances(img, out_shape)
+        return self.predict_instances(img, out_shape, score_thr, max_per_img=0)
+
     def predict_label_map(self, img: np.ndarray, out_shape: Optional[Tuple[int, int]] = None,
                           raw: bool = False) -> LabelMapPrediction:
         """Predict one image array (the pipeline's ``H x W x 3`` model input).
@@ -176,7 +198,7 @@ class NucleusMaskRCNN(MaskRCNN):
                 rescaled view is pasted back at its original size this way.
             raw: skip ``min_area`` and dilation (for TTA views, merged later).
         """
-        return self.to_prediction(self.predict_instances(img, out_shape), raw)
+        return self.predict_from_raw(self.capture_raw(img, out_shape), None, raw)
 
     @torch.no_grad()
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
@@ -184,5 +206,5 @@ class NucleusMaskRCNN(MaskRCNN):
         """Label maps at the original size (``rescale=False``: at the input size)."""
         for sample, inst in zip(batch_data_samples,
                                 self.soft_instances(batch_inputs, batch_data_samples, rescale)):
-            to_sample(sample, self.to_prediction(inst))
+            to_sample(sample, self.predict_from_raw(inst))
         return batch_data_samples

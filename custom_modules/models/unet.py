@@ -194,11 +194,27 @@ class NucleusUNet(BaseDetector):
                                                valid, self.loss_cfg)
                 for i, (name, target, hw) in enumerate(zip(self.heads, targets, head_weights))}
 
-    def decode_probs(self, probs: np.ndarray, raw: bool = False) -> LabelMapPrediction:
-        """Instances from ``heads x H x W`` probabilities (``raw``: no min area, no dilation)."""
-        pred = decode_probabilities(probabilities_dict(probs, self.heads), self.decode_cfg,
-                                    0 if raw else self.postprocess.min_area)
+    def raw_settings(self) -> dict:
+        """The decoding thresholds :meth:`predict_from_raw` applies by default (``edge_thr``
+        only when seeds come from an edge head)."""
+        out = dict(nucleus_thr=self.decode_cfg.nucleus_thr, marker_thr=self.decode_cfg.marker_thr)
+        if 'marker' not in self.heads and {'contour', 'boundary'} & set(self.heads):
+            out['edge_thr'] = self.decode_cfg.edge_thr
+        return out
+
+    def predict_from_raw(self, probs: np.ndarray, settings: Optional[dict] = None,
+                         raw: bool = False) -> LabelMapPrediction:
+        """Instances from ``heads x H x W`` probabilities decoded with ``settings`` (keys of
+        :meth:`raw_settings`; ``None``: the config's); ``raw``: no min area, no dilation."""
+        decode = self.decode_cfg if settings is None else self.decode_cfg._replace(
+            **{k: settings[k] for k in ('nucleus_thr', 'marker_thr', 'edge_thr') if k in settings})
+        pred = decode_probabilities(probabilities_dict(np.asarray(probs, np.float32), self.heads),
+                                    decode, 0 if raw else self.postprocess.min_area)
         return pred if raw else apply_postprocess(pred, self.postprocess)
+
+    def decode_probs(self, probs: np.ndarray, raw: bool = False) -> LabelMapPrediction:
+        """Instances from probabilities with the config's settings (:meth:`predict_from_raw`)."""
+        return self.predict_from_raw(probs, None, raw)
 
     def probabilities(self, batch_inputs: torch.Tensor, img_shape, out_shape) -> np.ndarray:
         """``heads x H x W`` probabilities of the first image, resized to ``out_shape``."""
@@ -215,9 +231,15 @@ class NucleusUNet(BaseDetector):
         data = self.data_preprocessor(image_batch(img, out_shape), False)
         return self.probabilities(data['inputs'], img.shape[:2], out_shape)
 
+    def capture_raw(self, img: np.ndarray, out_shape=None,
+                    score_thr: Optional[float] = None) -> np.ndarray:
+        """The raw prediction :meth:`predict_from_raw` takes: the probabilities
+        (``score_thr``: unused, probabilities hold every nucleus)."""
+        return self.predict_probs(img, out_shape)
+
     def predict_label_map(self, img: np.ndarray, out_shape=None, raw: bool = False) -> LabelMapPrediction:
         """Instances of one image (see ``NucleusMaskRCNN.predict_label_map``)."""
-        return self.decode_probs(self.predict_probs(img, out_shape), raw)
+        return self.predict_from_raw(self.capture_raw(img, out_shape), None, raw)
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:

@@ -13,6 +13,7 @@ of a plain MMDetection model, so any detector can be scored and exported.
 import dataclasses
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 from mmengine.structures import InstanceData
@@ -130,6 +131,15 @@ def filter_prediction(pred: LabelMapPrediction, score_thr: float = 0.0,
     lut[1:][keep] = np.flatnonzero(keep) + 1
     label_map, kept = relabel(lut[pred.label_map], np.arange(n)[keep], min_area)
     return LabelMapPrediction(label_map, np.asarray(pred.scores)[kept], np.asarray(pred.classes)[kept])
+
+
+def resize_label_map(pred: LabelMapPrediction, shape) -> LabelMapPrediction:
+    """The prediction at ``shape`` (nearest neighbour; nuclei that vanish go)."""
+    if pred.label_map.shape == tuple(shape):
+        return pred
+    label_map = cv2.resize(pred.label_map.astype(np.float32), (shape[1], shape[0]),
+                           interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    return filter_prediction(pred.replace(label_map=label_map))
 
 
 def gt_label_map(sample, shape: Optional[tuple] = None) -> Optional[np.ndarray]:

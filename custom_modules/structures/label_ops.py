@@ -5,7 +5,7 @@ The metric, the exporter, the TTA model and :class:`NucleusMaskRCNN` all call
 done on label maps (``H x W``, one int per pixel); dense ``K x H x W`` masks are
 built only where MMDetection's data samples need them.
 """
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -39,12 +39,22 @@ def instances_to_label_map(masks, scores=None, min_area: int = 0,
         scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
     order = np.argsort(-scores, kind='stable')
     order = order[scores[order] >= score_thr]
-    label_map = np.zeros(masks.shape[1:], dtype=np.int32)
     # Highest score first: a pixel keeps the first instance that claims it.
-    for rank, idx in enumerate(order, start=1):
-        free = masks[idx].astype(bool) & (label_map == 0)
-        label_map[free] = rank
+    label_map = masks_to_label_map((masks[idx] for idx in order), masks.shape[1:])
     return relabel(label_map, order, min_area)
+
+
+def masks_to_label_map(masks: Iterable[np.ndarray], shape: Tuple[int, int]) -> np.ndarray:
+    """The ``H x W`` int32 label map of masks given one at a time (a stack, a generator).
+
+    Label ``k`` is the ``k``-th mask; a pixel in several masks goes to the first
+    (first wins: the repo's one rule). Labels of masks left without a pixel stay
+    unused (:func:`relabel` compacts them).
+    """
+    label_map = np.zeros(tuple(shape), dtype=np.int32)
+    for k, mask in enumerate(masks, start=1):
+        label_map[np.asarray(mask, bool) & (label_map == 0)] = k
+    return label_map
 
 
 def relabel(label_map: np.ndarray, ids: np.ndarray,
@@ -106,11 +116,37 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def overlap_table(a: np.ndarray, b: np.ndarray, num_a: int, num_b: int) -> np.ndarray:
+    """``(num_a + 1) x (num_b + 1)`` pixel counts: ``[i, j]`` pixels are ``i`` in ``a`` and
+    ``j`` in ``b`` (row and column 0: background). One ``bincount``, as StarDist's
+    ``label_overlap``: the one pixel-pair count IoUs, consensus links and splits come from."""
+    return np.bincount(a.ravel().astype(np.int64) * (num_b + 1) + b.ravel(),
+                       minlength=(num_a + 1) * (num_b + 1)).reshape(num_a + 1, num_b + 1)
+
+
+def label_overlap(a: np.ndarray, b: np.ndarray):
+    """``(label_a, label_b, intersection)`` of every pair of labels that share pixels.
+
+    Pairs come sorted by ``label_a`` then ``label_b``; background (0) is never in a pair.
+    From :func:`overlap_table` while it is small; else sparse (many labels on both sides).
+    """
+    both = (a > 0) & (b > 0)
+    if not both.any():
+        return (np.zeros(0, np.int64), ) * 3
+    na, nb, a, b = int(a.max()), int(b.max()), a[both], b[both]
+    if (na + 1) * (nb + 1) <= 8 * a.size:  # a small table: counting beats sorting
+        table = overlap_table(a, b, na, nb)[1:, 1:]
+        la, lb = np.nonzero(table)
+        return la + 1, lb + 1, table[la, lb]
+    codes, inter = np.unique(a.astype(np.int64) * (nb + 1) + b, return_counts=True)
+    return codes // (nb + 1), codes % (nb + 1), inter
+
+
 def label_map_iou(a: np.ndarray, b: np.ndarray, num_a: Optional[int] = None,
                   num_b: Optional[int] = None) -> np.ndarray:
     """IoU of every instance of label map ``a`` with every instance of ``b``.
 
-    One ``bincount`` over the pixel pairs: no per-pair loop.
+    From :func:`overlap_table` (the size of the answer): no per-pair loop.
 
     Returns:
         ``num_a x num_b`` float array (labels 1..num_a by 1..num_b).
@@ -119,8 +155,7 @@ def label_map_iou(a: np.ndarray, b: np.ndarray, num_a: Optional[int] = None,
     num_b = int(b.max()) if num_b is None else num_b
     if num_a == 0 or num_b == 0:
         return np.zeros((num_a, num_b))
-    joint = np.bincount(a.ravel().astype(np.int64) * (num_b + 1) + b.ravel(),
-                        minlength=(num_a + 1) * (num_b + 1)).reshape(num_a + 1, num_b + 1)
+    joint = overlap_table(a, b, num_a, num_b)
     inter = joint[1:, 1:].astype(np.float64)
     union = joint[1:, :].sum(1)[:, None] + joint[:, 1:].sum(0)[None, :] - inter
     return inter / np.maximum(union, 1)

@@ -1,18 +1,46 @@
-"""Label-map predictors as mmengine models see them: batches in, samples out.
+"""The label-map predictor protocol, and predictors as mmengine models see them.
 
-Every segmenter and wrapper predicts one image at a time with
-``predict_label_map`` (see :mod:`custom_modules.structures.label_map`); these
-helpers turn an image into a detector batch, a test batch into samples, and
-find the trained network inside its wrappers.
+Every segmenter (Mask R-CNN, U-Net, the classical pipeline) and every wrapper
+(test-time augmentation, tiles, ensembles, diameter rescaling) is a
+:class:`LabelMapPredictor`: one method, one signature. A wrapper calls the
+predictor it wraps through that method only, so wrappers nest in any order
+(tiles of a TTA model, a TTA of a tiled model, an ensemble of both).
+The helpers below turn an image into a detector batch, a test batch into
+samples, and find the trained network inside its wrappers.
 """
-from typing import Tuple
+from typing import Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
-from custom_modules.structures.label_map import to_sample
+from custom_modules.structures.label_map import LabelMapPrediction, resize_label_map, to_sample
+
+Shape = Optional[Tuple[int, int]]
+
+
+@runtime_checkable
+class LabelMapPredictor(Protocol):
+    """What every model and wrapper implements (see the module doc)."""
+
+    def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
+                          raw: bool = False) -> LabelMapPrediction:
+        """Predict one ``H x W x 3`` image (the test pipeline's model input).
+
+        Args:
+            img: the image.
+            out_shape: the frame of the returned label map (default: the
+                image's); a network pastes its masks at that size, a wrapper
+                passes it down or resizes its result (nearest neighbour).
+            raw: without the final post-processing (``min_area``, dilation):
+                the input of a later merge, which post-processes once.
+        """
+
+
+def at_shape(pred: LabelMapPrediction, out_shape: Shape) -> LabelMapPrediction:
+    """``pred`` in the frame ``out_shape`` (``None``: as it is); see :func:`resize_label_map`."""
+    return pred if out_shape is None else resize_label_map(pred, tuple(out_shape))
 
 
 def image_batch(img: np.ndarray, out_shape: Tuple[int, int]) -> dict:

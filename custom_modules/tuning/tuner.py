@@ -9,14 +9,18 @@ is kept (the *raw cache*), per image and per TTA view:
 - U-Net: the heads' probabilities (float16 by default), in the view's frame,
   or the views' mean when the TTA averages probabilities.
 
-A candidate setting is then scored from the cache alone, in three stages that
-call the code the models call (so it scores what the model predicts with it):
+Each family captures it with ``capture_raw`` and predicts from it with
+``predict_from_raw(raw, settings)``: its own ``predict_label_map`` is
+``predict_from_raw(capture_raw(img))``. A candidate setting is then scored from
+the cache alone, in three stages that are the code the models run (so it scores
+what the model predicts with it):
 
-1. a raw label map per image and view: score and mask thresholds and
-   ``max_per_img`` (Mask R-CNN), or the decoding thresholds (U-Net); a TTA
-   view is filtered by the TTA's ``score_thr`` and mapped back;
-2. the views' consensus (``vote_thr``) and ``min_area``;
-3. dilation, then the DSB score of each image.
+1. a raw label map per image and view: the network's ``predict_from_raw`` with
+   the candidate's stage-1 settings (its ``raw_settings`` keys); a TTA view
+   then goes through :func:`~custom_modules.inference.tta.view_to_original`;
+2. :func:`~custom_modules.inference.tta.merge_views`: the views' consensus
+   (``vote_thr``) and ``min_area``;
+3. ``apply_postprocess`` (dilation), then the DSB score of each image.
 
 Candidates are scored together, image by image: those sharing their stage-1
 (or stage-1 and 2) settings compute them once. :func:`coordinate_descent`
@@ -27,15 +31,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from custom_modules.evaluation.metric import score_label_maps
-from custom_modules.inference.consensus import consensus_merge
-from custom_modules.inference.tta import (NucleusTTAModel, forward_geometry, inverse_geometry,
-                                          make_view)
+from custom_modules.inference.tta import (NucleusTTAModel, merge_views, view_inputs,
+                                          view_to_original)
 from custom_modules.models.detector import NucleusMaskRCNN
-from custom_modules.models.instances import instances_to_prediction
+from custom_modules.models.instances import PostProcess, apply_postprocess
 from custom_modules.models.unet import NucleusUNet
-from custom_modules.models.unet_decode import decode_probabilities, probabilities_dict
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction, gt_label_map
-from custom_modules.structures.label_ops import dilate_label_map
 from custom_modules.structures.predictor import innermost
 
 CACHE_VERSION = 1
@@ -60,13 +61,15 @@ DEFAULT_GRIDS = dict(
 Settings = Dict[str, object]  # name -> number, or a tuple of one per class
 
 
+FAMILIES = {'mask_rcnn': NucleusMaskRCNN, 'unet': NucleusUNet}  # the cache's family names
+
+
 def model_family(model) -> str:
     """``'mask_rcnn'`` or ``'unet'`` (ValueError for any other model)."""
     net = innermost(model)
-    if isinstance(net, NucleusMaskRCNN):
-        return 'mask_rcnn'
-    if isinstance(net, NucleusUNet):
-        return 'unet'
+    for name, cls in FAMILIES.items():
+        if isinstance(net, cls):
+            return name
     raise ValueError(f'{type(net).__name__}: only NucleusMaskRCNN and NucleusUNet are tuned')
 
 
@@ -76,22 +79,14 @@ def tta_spec(model) -> Optional[dict]:
         return None
     return dict(views=list(model.views), merge=model.merge, match_iou=model.match_iou,
                 score_thr=model.score_thr, has_post=model.post is not getattr(
-                    model.module, 'postprocess', None))
+                    innermost(model), 'postprocess', None))
 
 
 def model_settings(model) -> Settings:
     """The settings a built predictor uses (the search starts there)."""
     net, tta = innermost(model), tta_spec(model)
     post = model.post if tta else net.postprocess
-    out: Settings = {}
-    if isinstance(net, NucleusMaskRCNN):
-        out.update(score_thr=tuple(float(v) for v in net.thresholds.score),
-                   mask_thr=tuple(float(v) for v in net.thresholds.mask),
-                   max_per_img=net.thresholds.max_per_img)
-    else:
-        out.update(nucleus_thr=net.decode_cfg.nucleus_thr, marker_thr=net.decode_cfg.marker_thr)
-        if 'marker' not in net.heads and {'contour', 'boundary'} & set(net.heads):
-            out['edge_thr'] = net.decode_cfg.edge_thr  # only seeds without a marker head use it
+    out: Settings = dict(net.raw_settings())
     if tta and tta['merge'] == 'label_maps':
         out['vote_thr'] = model.vote_thr
     out.update(min_area=post.min_area, dilation=post.dilation_radius)
@@ -100,7 +95,8 @@ def model_settings(model) -> Settings:
 
 def capture(model, dataset, raw_score_thr: float, prob_dtype=np.float16,
             progress: Callable[[str], None] = print) -> List[dict]:
-    """Run the model once over ``dataset``: per image its name, ground truth and raw views."""
+    """Run the model once over ``dataset``: per image its name, ground truth and raw views
+    (float arrays, the probabilities, kept as ``prob_dtype``)."""
     net, tta = innermost(model), tta_spec(model)
     images = []
     for i in range(len(dataset)):
@@ -115,20 +111,13 @@ def capture(model, dataset, raw_score_thr: float, prob_dtype=np.float16,
             raise ValueError(f'{sample.img_path}: no ground-truth masks (the pipeline needs '
                              'LoadAnnotations with_mask=True)')
         if tta is None:
-            views = [(img, None)]
+            raw = [net.capture_raw(img, None, raw_score_thr)]
         elif tta['merge'] == 'probabilities':
-            views = [(model.predict_probs(img), None)]
+            raw = [model.predict_probs(img)]  # the views' mean: what the TTA model decodes
         else:
-            views = [(make_view(img, v), forward_geometry(img[:, :, 0], v).shape)
-                     for v in tta['views']]
-        raw = []
-        for view, out_shape in views:
-            if tta is not None and tta['merge'] == 'probabilities':
-                raw.append(view.astype(prob_dtype))
-            elif isinstance(net, NucleusMaskRCNN):
-                raw.append(net.predict_instances(view, out_shape, raw_score_thr, max_per_img=0))
-            else:
-                raw.append(net.predict_probs(view, out_shape).astype(prob_dtype))
+            raw = [net.capture_raw(*view_inputs(img, v), raw_score_thr) for v in tta['views']]
+        raw = [r.astype(prob_dtype) if isinstance(r, np.ndarray) and r.dtype.kind == 'f' else r
+               for r in raw]
         gt_type = np.uint16 if gt.max() < 2**16 else np.int32
         images.append(dict(name=sample.get('img_path', str(i)), gt=gt.astype(gt_type), raw=raw))
         if (i + 1) % 10 == 0 or i + 1 == len(dataset):
@@ -141,40 +130,29 @@ class Scorer:
 
     Args:
         cache: the raw cache dict (``family``, ``tta``, ``images``, ...).
-        heads: the U-Net's heads; ``decode``: its ``DecodeSettings``.
+        net: the network that made it (its ``predict_from_raw`` replays stage 1).
         metric_filter: ``(score_thr, min_area)`` of the test metric (DSBMetric).
     """
 
-    def __init__(self, cache: dict, heads: Sequence[str] = (), decode=None,
-                 metric_filter: Tuple[float, int] = (0.0, 0)) -> None:
-        self.cache, self.family, self.tta = cache, cache['family'], cache['tta']
-        self.heads, self.decode, self.metric_filter = tuple(heads), decode, metric_filter
+    def __init__(self, cache: dict, net, metric_filter: Tuple[float, int] = (0.0, 0)) -> None:
+        self.cache, self.tta, self.net = cache, cache['tta'], net
+        self.metric_filter = metric_filter
 
     def view_prediction(self, raw, view: Optional[dict], s: Settings) -> LabelMapPrediction:
         """Stage 1 for one view: as ``NucleusTTAModel.predict_view`` (no view: the model)."""
-        if self.family == 'mask_rcnn':
-            pred = instances_to_prediction(raw, 0, s['score_thr'], s['mask_thr'], s['max_per_img'])
-        else:
-            decode = self.decode._replace(**{k: s[k] for k in ('nucleus_thr', 'marker_thr',
-                                                               'edge_thr') if k in s})
-            pred = decode_probabilities(probabilities_dict(raw.astype(np.float32), self.heads),
-                                        decode, 0)
-        if view is None:
-            return pred
-        pred = filter_prediction(pred, self.tta['score_thr'])
-        return pred.replace(label_map=inverse_geometry(pred.label_map, view))
+        pred = self.net.predict_from_raw(raw, s, raw=True)
+        return pred if view is None else view_to_original(pred, view, self.tta['score_thr'])
 
     def merged(self, views: List[LabelMapPrediction], s: Settings) -> LabelMapPrediction:
         """Stage 2: the views' consensus, or one prediction, without its small nuclei."""
-        if self.tta is not None and self.tta['merge'] == 'label_maps':
-            return consensus_merge(views, match_iou=self.tta['match_iou'], vote_thr=s['vote_thr'],
-                                   min_area=s['min_area'])
-        score_thr = self.tta['score_thr'] if self.tta is not None else 0.0
-        return filter_prediction(views[0], score_thr, s['min_area'])
+        if self.tta is None:
+            return merge_views(views, s['min_area'], merge='none')
+        return merge_views(views, s['min_area'], self.tta['merge'], self.tta['match_iou'],
+                           s.get('vote_thr', 0.5), self.tta['score_thr'])
 
     def final(self, pred: LabelMapPrediction, s: Settings) -> LabelMapPrediction:
         """Stage 3: dilation, then what the metric drops (``DSBMetric`` score_thr, min_area)."""
-        pred = pred.replace(label_map=dilate_label_map(pred.label_map, s['dilation']))
+        pred = apply_postprocess(pred, PostProcess(s['min_area'], s['dilation']))
         if self.metric_filter[0] > 0 or self.metric_filter[1] > 0:
             pred = filter_prediction(pred, *self.metric_filter)
         return pred
