@@ -18,7 +18,9 @@ image's files: images whose outputs exist with the same settings are skipped
 --list-models lists them with their scores) or any config and checkpoint.
 --workers N predicts on a local Dask cluster of N processes, --scheduler on an
 existing one (each image a task; a larger image's tiles one task each): the
-files are the same as in this process. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
+files are the same as in this process. Whole-slide images (TIFFs above 64 Mpx,
+OME-Zarr folders, --level L of a pyramid, every TIFF larger than a tile with
+--whole-slide) are read tile by tile; their labels: DIR/labels/<name>.ome.zarr. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
 """
 import argparse
@@ -161,7 +163,7 @@ def rerun_reason(path, args, settings):
     """``(skip, reason)``: skip an image whose outputs exist with these settings; else
     why it is redone (None: it has no outputs yet, or --overwrite)."""
     name = image_name(path)
-    if args.overwrite or not all(p and os.path.isfile(p)
+    if args.overwrite or not all(p and (os.path.isfile(p) or is_zarr(p))
                                  for p in outputs(args.out, name, args).values()):
         return False, None
     reason = settings_change(settings_path(args.out, name), settings)

@@ -155,13 +155,15 @@ class LazyImage:
         self.close()
 
 
-def read_sample(image: LazyImage, max_pixels: int = SAMPLE_PIXELS) -> np.ndarray:
-    """An even sample of ``image`` of at most about ``max_pixels`` pixels.
+def read_sample(image: LazyImage, max_pixels: Optional[int] = None) -> np.ndarray:
+    """An even sample of ``image`` of at most about ``max_pixels`` (default
+    ``SAMPLE_PIXELS``) pixels.
 
     The largest lower pyramid level that fits, read whole; else every k-th row
     and column of the level, read in bands of rows (memory: the sample and a band).
     """
     h, w = image.shape[:2]
+    max_pixels = max_pixels or SAMPLE_PIXELS
     for level in range(image.level + 1, len(image.levels)):
         lh, lw = image.levels[level]
         if lh * lw <= max_pixels:
