@@ -46,10 +46,11 @@ RUNNER = textwrap.dedent('''
             print('WORKERS', ' '.join(f'{{p:.0f}}' for p in peaks))
             return self.client.__exit__(*exc)
 
-    cluster.start_client = lambda *a, **k: Recorded(start_client(*a, **k))
-    import predict
-    code = predict.main(sys.argv[1:])
-    print('PEAK', f'{{peak_mib():.0f}}', code)
+    if __name__ == '__main__':  # not when a spawned worker imports this file
+        cluster.start_client = lambda *a, **k: Recorded(start_client(*a, **k))
+        import predict
+        code = predict.main(sys.argv[1:])
+        print('PEAK', f'{{peak_mib():.0f}}', code)
 ''')
 
 
@@ -120,8 +121,8 @@ def main(argv=None) -> int:
                                        if args.workers else [])
         base = None
         for name, flags in runs:
-            got = predict(slide, os.path.join(args.folder, f'out_{side}_{flags[-1] if flags else 0}'),
-                          extra + flags)
+            out = os.path.join(args.folder, f'out_{side}_{flags[-1] if flags else 0}')
+            got = predict(slide, out, extra + flags)
             base = base or got['seconds']
             mpx = side * side / 1e6
             print(f'{side:7d}{mpx:6.0f}{name:>12}{got["nuclei"]:8d}{got["seconds"]:9.1f}'

@@ -74,7 +74,8 @@ def test_lazy_path_gives_the_in_memory_labels(tmp_path):
     here, slide = png_labels(tmp_path / 'here', 'm'), zarr_labels(tmp_path / 'slide', 'm')
     assert here.max() > 100
     np.testing.assert_array_equal(here, slide)
-    a, b = csv_rows(tmp_path / 'here/measurements/m.csv'), csv_rows(tmp_path / 'slide/measurements/m.csv')
+    a = csv_rows(tmp_path / 'here/measurements/m.csv')
+    b = csv_rows(tmp_path / 'slide/measurements/m.csv')
     assert len(a) == len(b) and [r[:4] for r in a] == [r[:4] for r in b]
     np.testing.assert_allclose(np.array([r[4:] for r in a], float),
                                np.array([r[4:] for r in b], float), rtol=1e-9)
@@ -186,7 +187,8 @@ def test_tiles_on_a_cluster_join_as_here(tmp_path):
     inferencer.predictor.map_tiles = ClusterTileMap(EagerClient(), ModelSpec(), window=3)
     there = slide_files(inferencer, str(tmp_path / 'c.tif'), 0, str(tmp_path / 'b'), {})
     assert [os.path.basename(p) for p in here] == [os.path.basename(p) for p in there]
-    np.testing.assert_array_equal(zarr_labels(tmp_path / 'a', 'c'), zarr_labels(tmp_path / 'b', 'c'))
+    np.testing.assert_array_equal(zarr_labels(tmp_path / 'a', 'c'),
+                                  zarr_labels(tmp_path / 'b', 'c'))
     assert list(here.values())[2] == list(there.values())[2]  # the measurements
 
 
