@@ -7,10 +7,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from conftest import REPO
-from custom_modules.inference.cluster import ClusterTileMap, ModelSpec, tile_limits
+from custom_modules.inference.cluster import ClusterTileMap, ModelSpec, _larger
 from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.inference.tiling import predict_tiled, serial_map
 
@@ -24,6 +25,16 @@ def bright_spots(img):
     label_map, num = ndimage.label(img.max(axis=2) > 127)
     return LabelMapPrediction(label_map.astype(np.int32), np.linspace(0.9, 0.5, num),
                               np.zeros(num, np.int64))
+
+
+class SpotsModule(torch.nn.Module):
+    """``bright_spots`` as a module a tiled model can wrap."""
+
+    def test_step(self, data):
+        raise NotImplementedError
+
+    def predict_label_map(self, img):
+        return bright_spots(img)
 
 
 class Done:
@@ -59,9 +70,12 @@ def test_cluster_tile_map_joins_as_the_serial_map():
     np.testing.assert_array_equal(serial.scores, clustered.scores)
 
 
-def test_tile_limits_from_the_config_alone():
-    assert tile_limits(ModelSpec(tile=256, diameter=None)) == (256, 0)
-    assert tile_limits(ModelSpec(tile=0, diameter=None)) is None
+def test_larger_images_are_those_the_tiled_model_cuts(tmp_path):
+    from custom_modules.inference.tiling import NucleusTiledModel
+    tiled = NucleusTiledModel(module=SpotsModule(), tile_size=256, overlap=64, align=64)
+    for shape, cut in (((300, 300), True), ((200, 250), False), ((3, 1000), False)):
+        cv2.imwrite(str(tmp_path / 'a.png'), np.zeros(shape, np.uint8))
+        assert _larger(str(tmp_path / 'a.png'), 0, 0, tiled) is cut  # a thin strip is whole
 
 
 def test_workers_and_scheduler_are_exclusive(tmp_path, capsys):
@@ -99,14 +113,14 @@ def images(tmp_path_factory):
     return folder
 
 
-def image_files_or_die(spec, path, page, out, settings, imagej_roi, geojson):
+def image_files_or_die(spec, path, page, out, settings, imagej_roi, geojson, slide=None):
     """``image_files_task``, but the worker that first gets small.png dies."""
     from custom_modules.inference.cluster import image_files_task
     marker = os.path.join(os.path.dirname(out), 'a-worker-died')
     if os.path.basename(path) == 'small.png' and not os.path.exists(marker):
         open(marker, 'w').close()
         os.kill(os.getpid(), signal.SIGKILL)
-    return image_files_task(spec, path, page, out, settings, imagej_roi, geojson)
+    return image_files_task(spec, path, page, out, settings, imagej_roi, geojson, slide)
 
 
 @pytest.mark.slow

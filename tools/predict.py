@@ -18,13 +18,16 @@ image's files: images whose outputs exist with the same settings are skipped
 --list-models lists them with their scores) or any config and checkpoint.
 --workers N predicts on a local Dask cluster of N processes, --scheduler on an
 existing one (each image a task; a larger image's tiles one task each): the
-files are the same as in this process. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
+files are the same as in this process. Whole-slide images (TIFFs above 64 Mpx,
+OME-Zarr folders, --level L of a pyramid, every TIFF larger than a tile with
+--whole-slide) are read tile by tile; their labels: DIR/labels/<name>.ome.zarr. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
 """
 import argparse
 import glob
 import json
 import os
+import shutil
 import sys
 from collections import Counter
 
@@ -36,7 +39,9 @@ from custom_modules.engine.cli_checks import check_device, check_output_folder, 
 from custom_modules.engine.run_settings import make_settings, settings_change, settings_path
 from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
-from custom_modules.inference.prediction_files import output_paths, render_image
+from custom_modules.data.slide_io import SlideOptions, is_zarr
+from custom_modules.inference.prediction_files import label_images, output_paths, render_image
+from custom_modules.io.ome_zarr import PlacedFolder
 from custom_modules.io.atomic import write_all_or_nothing
 from custom_modules.io.exporters import coco_results, join_csv_texts, read_saved_prediction
 from custom_modules.io.submission import submission_csv
@@ -45,6 +50,7 @@ from custom_modules.io.submission import submission_csv
 # (run_settings), and a rerun with another value redoes the image. A new such
 # option joins by adding its name here.
 RESULT_OPTIONS = ('page', 'tta', 'tile', 'diameter')
+SLIDE_OPTIONS = ('level', 'whole_slide')  # recorded when set (older records lack them)
 
 
 def parse_args(argv=None):
@@ -66,6 +72,12 @@ def parse_args(argv=None):
                         help="nucleus diameter in pixels, or 'auto' (default: estimated per image, "
                         "and the image rescaled to the model's training size), or 'none'")
     parser.add_argument('--page', type=int, default=0, help='page of multi-page TIFFs (from 0)')
+    parser.add_argument('--level', type=int, default=0,
+                        help='pyramid level of a whole-slide OME-TIFF or OME-Zarr (0: full '
+                        'resolution); read lazily, tile by tile')
+    parser.add_argument('--whole-slide', action='store_true',
+                        help='read every TIFF larger than a tile lazily, tile by tile, with an '
+                        'OME-Zarr label image (default: TIFFs above 64 Mpx, and OME-Zarr input)')
     parser.add_argument('--device', default='cpu', help="torch device (default 'cpu')")
     parser.add_argument('--submission', action='store_true', help='write DIR/submission.csv')
     parser.add_argument('--coco-json', action='store_true', help='write DIR/coco_results.json')
@@ -83,6 +95,8 @@ def parse_args(argv=None):
                         help='load a checkpoint that pickles more than tensors and data '
                         '(unpickling it can run code: only for files you trust)')
     args = parser.parse_args(argv)
+    if args.level < 0:
+        parser.error(f'--level {args.level}: pyramid levels count from 0')
     if args.workers < 0 or (args.workers and args.scheduler):
         parser.error('--workers N (N >= 1) or --scheduler ADDRESS, not both')
     if args.model and (args.config or args.checkpoint):
@@ -101,14 +115,14 @@ def find_images(inputs):
     """
     paths = []
     for item in inputs:
-        if os.path.isdir(item):
+        if os.path.isdir(item) and not is_zarr(item):
             found = [os.path.join(item, f) for f in sorted(os.listdir(item))
                      if not f.startswith('.')]
         else:
             found = [item] if os.path.lexists(item) else sorted(glob.glob(item))
         if not found and not os.path.isdir(item):
             raise ValueError(f'{item}: no such file, folder or matching glob')
-        paths += [p for p in found if not os.path.isdir(p) and
+        paths += [p for p in found if is_zarr(p) or not os.path.isdir(p) and
                   (p == item or os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS)]
     names = {}
     for path in dict.fromkeys(map(os.path.normpath, paths)):
@@ -116,6 +130,11 @@ def find_images(inputs):
             raise ValueError(f'{names[image_name(path)]} and {path} would write the same outputs')
         names[image_name(path)] = path
     return list(names.values())
+
+
+def slide_options(args):
+    """How whole-slide images are chosen and read (--level, --whole-slide)."""
+    return SlideOptions(args.level, args.whole_slide)
 
 
 def outputs(out, name, args):
@@ -135,15 +154,16 @@ def check_outputs(args):
 
 def run_settings(args, inferencer):
     """The settings recorded with each image's files: the model and RESULT_OPTIONS."""
-    return make_settings(inferencer.config_path, inferencer.weights_path,
-                         {name: getattr(args, name) for name in RESULT_OPTIONS})
+    options = {name: getattr(args, name) for name in RESULT_OPTIONS}
+    options.update({name: getattr(args, name) for name in SLIDE_OPTIONS if getattr(args, name)})
+    return make_settings(inferencer.config_path, inferencer.weights_path, options)
 
 
 def rerun_reason(path, args, settings):
     """``(skip, reason)``: skip an image whose outputs exist with these settings; else
     why it is redone (None: it has no outputs yet, or --overwrite)."""
     name = image_name(path)
-    if args.overwrite or not all(p and os.path.isfile(p)
+    if args.overwrite or not all(p and (os.path.isfile(p) or is_zarr(p))
                                  for p in outputs(args.out, name, args).values()):
         return False, None
     reason = settings_change(settings_path(args.out, name), settings)
@@ -152,10 +172,11 @@ def rerun_reason(path, args, settings):
 
 def write_image_files(out, path, files, args):
     """Write one image's files all or none; drop its label image of the other format."""
-    labels = outputs(out, image_name(path), args)['labels']
-    write_all_or_nothing(files)
-    if labels and labels not in files:  # the other format (.png/.tif), stale
-        os.remove(labels)
+    stale = [p for p in label_images(out, image_name(path)) if p not in files]
+    write_all_or_nothing({p: data for p, data in files.items()
+                          if not isinstance(data, PlacedFolder)})  # a slide's: in place
+    for labels in stale:  # another format (.png/.tif/.ome.zarr)
+        shutil.rmtree(labels) if os.path.isdir(labels) else os.remove(labels)
 
 
 def predicted_files(inferencer, paths, args, settings, progress):
@@ -165,12 +186,14 @@ def predicted_files(inferencer, paths, args, settings, progress):
         from custom_modules.inference.cluster import cluster_files, start_client
         with start_client(args.workers, args.scheduler) as client:
             yield from cluster_files(client, inferencer, paths, args.page, args.out,
-                                     settings, args.imagej_roi, args.geojson, progress)
+                                     settings, args.imagej_roi, args.geojson, progress,
+                                     slide_options(args))
         return
     for path in paths:
         try:
             yield path, render_image(inferencer, path, args.page, args.out, settings,
-                                     args.imagej_roi, args.geojson, args.max_pixels)
+                                     args.imagej_roi, args.geojson, args.max_pixels,
+                                     slide_options(args))
         except Exception as err:  # one bad image must not stop the others
             yield path, err
         progress.update(1)
@@ -183,7 +206,10 @@ def write_run_files(out, names, args, class_names):
         paths = outputs(out, name, args)
         with open(paths['csv']) as f:
             texts.append(f.read())
-        if args.submission or args.coco_json:
+        if (args.submission or args.coco_json) and paths['labels'].endswith('.zarr'):
+            print(f'{name}: a whole-slide image, left out of submission.csv and '
+                  'coco_results.json', file=sys.stderr)
+        elif args.submission or args.coco_json:
             pred = read_saved_prediction(paths['labels'], paths['csv'], class_names)
             label_maps.append((name, pred.label_map))
             coco += coco_results(number, name, pred) if args.coco_json else []

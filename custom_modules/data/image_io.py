@@ -20,7 +20,7 @@ of the whole image).
 """
 import os
 import warnings
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ STRIP_VALUES = 1 << 22  # values converted at a time
 # 8-bit grey and colour PNGs, decoding to written outputs), so 400 Mpx (20,000 x 20,000)
 # is ~6.5 GB: a quarter of this project's 24 GiB machines.
 DEFAULT_MAX_PIXELS = 400_000_000
+AUTO = object()  # to_8bit's default: scaling computed from the image itself
 
 
 class ImageReadError(ValueError):
@@ -109,31 +110,51 @@ def robust_range(img: np.ndarray, percentiles=ROBUST_PERCENTILES):
     return lo, hi if hi > lo else float(sample.max())
 
 
-def to_8bit(img: np.ndarray) -> np.ndarray:
+def eight_bit_scaling(img: np.ndarray) -> Optional[Tuple[float, float, bool]]:
+    """How :func:`to_8bit` scales ``img``: ``(lo, scale, exact)``, or ``None`` for 8 bits.
+
+    Computed from the image itself, or from a sample of it (a whole-slide image:
+    :mod:`custom_modules.data.slide_io`) and then applied to each tile.
+    """
+    if img.dtype == np.uint8:
+        return None
+    if img.dtype.kind == 'f' or (img.dtype.kind == 'i' and img.size and img.min() < 0):
+        lo, hi = robust_range(img)
+        return lo, 255.0 / (hi - lo) if hi > lo else 0.0, True
+    peak = float(np.float32(img.max())) if img.size else 0.0  # as float32 maths gave it
+    return 0.0, 255.0 / peak if peak > 0 else 0.0, False
+
+
+def to_8bit(img: np.ndarray, scaling=AUTO) -> np.ndarray:
     """Bring any image to uint8, keeping 8-bit images as they are.
 
     Non-negative integers: scaled so that the maximum becomes 255. Float, or
     integers with negative values: stretched between :data:`ROBUST_PERCENTILES`
-    of the finite pixels; NaN and infinite pixels become 0.
+    of the finite pixels; NaN and infinite pixels become 0. ``scaling``: a
+    :func:`eight_bit_scaling` computed beforehand (default: from ``img``).
     """
-    if img.dtype == np.uint8:
+    if scaling is AUTO:
+        scaling = eight_bit_scaling(img)
+    if img.dtype == np.uint8 or scaling is None:
         return img
-    if img.dtype.kind == 'f' or (img.dtype.kind == 'i' and img.size and img.min() < 0):
-        lo, hi = robust_range(img)
-        return _scaled(img, lo, 255.0 / (hi - lo) if hi > lo else 0.0, exact=True)
-    peak = float(np.float32(img.max())) if img.size else 0.0  # as float32 maths gave it
-    return _scaled(img, 0.0, 255.0 / peak if peak > 0 else 0.0)
+    return _scaled(img, *scaling)
 
 
-def to_model_input(img: np.ndarray, mode: str = 'rgb') -> np.ndarray:
-    """Convert a decoded image (cv2 channel order) into 3-channel uint8 BGR."""
+def to_model_input(img: np.ndarray, mode: str = 'rgb',
+                   scaling=None) -> np.ndarray:
+    """Convert a decoded image (cv2 channel order) into 3-channel uint8 BGR.
+
+    ``scaling``: statistics computed beforehand (``slide_io.input_scaling`` of
+    a sample of the whole image, for a tile of it); default: from ``img``.
+    """
     if mode not in INPUT_MODES:
         raise ValueError(f'unknown input mode {mode!r}, expected one of {INPUT_MODES}')
-    img = to_8bit(img)
+    img = to_8bit(img) if scaling is None else to_8bit(img, scaling.eight_bit)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if mode == 'grey_dark':
-        img = _grey_dark(img)
+        grey = grey_8bit(img)
+        img = cv2.LUT(grey, grey_dark_lut(grey) if scaling is None else scaling.grey_lut)
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]
     if img.ndim == 2:
@@ -148,22 +169,24 @@ def bright_background(grey: np.ndarray) -> bool:
     return bool(grey.size) and float(np.median(grey)) > 127
 
 
-def _grey_dark(img: np.ndarray) -> np.ndarray:
-    """Luminance, inverted when the background is bright, stretched between the 0.5th and
-    99.5th percentiles (``H x W`` uint8), through look-up tables."""
-    # A grey image is its own luminance: cv2's BGR2GRAY of equal channels is exact.
+def grey_8bit(img: np.ndarray) -> np.ndarray:
+    """Luminance of an 8-bit image (a grey image is its own: cv2's BGR2GRAY of equal
+    channels is exact)."""
     if img.ndim == 3:
-        grey = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    else:
-        grey = img
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return img
+
+
+def grey_dark_lut(grey: np.ndarray) -> np.ndarray:
+    """``grey_dark``'s look-up table for an 8-bit luminance image: inverted when the
+    background is bright, stretched between the 0.5th and 99.5th percentiles."""
     levels = np.arange(256, dtype=np.float32)
     if bright_background(grey):
         levels = 255.0 - levels
         lo, hi = np.percentile(cv2.LUT(grey, levels.astype(np.uint8)), (0.5, 99.5))
     else:
         lo, hi = np.percentile(grey, (0.5, 99.5))
-    lut = np.clip((levels - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
-    return cv2.LUT(grey, lut)
+    return np.clip((levels - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
 
 
 IMAGE_KINDS = ('colour', 'grey_bright', 'grey_dark')  # what image_kind returns
@@ -209,8 +232,13 @@ TIFF_EXTENSIONS = ('.tif', '.tiff')
 
 
 def image_name(path: str) -> str:
-    """The image's id: its file name without folder and extension."""
-    return os.path.splitext(os.path.basename(path))[0]
+    """The image's id: its file name without folder and extension (``.ome.zarr``
+    and ``.zarr`` for an OME-Zarr folder)."""
+    base = os.path.basename(os.path.normpath(path))
+    for suffix in ('.ome.zarr', '.zarr'):
+        if base.lower().endswith(suffix):
+            return base[:-len(suffix)]
+    return os.path.splitext(base)[0]
 
 
 def _tiff_page(path: str, page: int) -> np.ndarray:

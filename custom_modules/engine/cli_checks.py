@@ -91,6 +91,8 @@ def input_problem(path: str) -> Optional[str]:
         if os.path.islink(path):
             return f'{path}: a dangling symbolic link (to {os.readlink(path)}, which does not exist)'
         return f'{path}: cannot read ({err.strerror or err})'
+    if stat.S_ISDIR(mode) and path.rstrip('/').lower().endswith('.zarr'):
+        return None  # an OME-Zarr image (custom_modules.data.slide_io)
     if not stat.S_ISREG(mode):
         return f'{path}: not a regular file'
     return None

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Uni
 
 import numpy as np
 
-from custom_modules.data.image_header import header_shape
+from custom_modules.data.slide_io import image_shape
 from custom_modules.structures.label_map import LabelMapPrediction
 
 _MODELS: Dict = {}  # per worker process: the last ModelSpec's inferencer
@@ -75,10 +75,11 @@ def tiled_wrapper(predictor):
 
 
 def image_files_task(spec: ModelSpec, path: str, page: int, out: str, settings: Dict,
-                     imagej_roi: bool, geojson: bool) -> Dict[str, object]:
+                     imagej_roi: bool, geojson: bool, slide=None) -> Dict[str, object]:
     """On a worker: predict one image file and make its output files."""
     from custom_modules.inference.prediction_files import render_image
-    return render_image(worker_model(spec), path, page, out, settings, imagej_roi, geojson)
+    return render_image(worker_model(spec), path, page, out, settings, imagej_roi, geojson,
+                        slide=slide)
 
 
 def predict_task(spec: ModelSpec, path: str, page: int) -> Dict:
@@ -126,21 +127,8 @@ class ClusterTileMap:
         return pred
 
 
-def tile_limits(spec: ModelSpec) -> Optional[tuple]:
-    """``(tile_size, tile_above)`` of the model ``spec`` builds, from its config alone
-    (no weights), or ``None`` when it does not tile."""
-    from custom_modules.inference.model_zoo import load_config
-    from custom_modules.inference.builder import predictor_cfg
-    from custom_modules.inference.inferencer import resolve_model
-    cfg = predictor_cfg(load_config(resolve_model(spec.model, spec.weights)[0]), spec.tta,
-                        spec.tile, spec.diameter)
-    while cfg is not None and cfg.get('type') != 'NucleusTiledModel':
-        cfg = cfg.get('module', None)
-    return None if cfg is None else (cfg['tile_size'], cfg.get('tile_above', 0))
-
-
 def cluster_map(client, inferencer, paths: Iterable[str], page: int, task: Callable,
-                local: Callable, progress=None) -> Iterator[tuple]:
+                local: Callable, progress=None, level: int = 0) -> Iterator[tuple]:
     """Yield ``(path, result)`` or ``(path, exception)`` for each image file.
 
     Args:
@@ -153,6 +141,7 @@ def cluster_map(client, inferencer, paths: Iterable[str], page: int, task: Calla
         local: ``local(path)`` here, for a larger image: ``inferencer`` joins its
             tiles, the workers predicting them.
         progress: a tqdm bar that counts tasks (tiles join its total).
+        level: the pyramid level of whole-slide images.
     """
     from dask.distributed import as_completed
     spec = getattr(inferencer, 'spec', None)
@@ -160,10 +149,9 @@ def cluster_map(client, inferencer, paths: Iterable[str], page: int, task: Calla
         raise ValueError('a cluster builds the model from its name or config: this inferencer '
                          'wraps a predictor (NucleusInferencer.from_predictor)')
     paths = list(paths)
-    limits = tile_limits(spec)
-    large = [p for p in paths if limits is not None and _larger(p, page, limits)]
-    futures = {client.submit(task, spec, p, pure=False): p for p in paths if p not in large}
     tiled = tiled_wrapper(inferencer.predictor)
+    large = [p for p in paths if tiled is not None and _larger(p, page, level, tiled)]
+    futures = {client.submit(task, spec, p, pure=False): p for p in paths if p not in large}
     if large:
         workers = max(1, len(client.scheduler_info()['workers']))
         serial, tiled.map_tiles = tiled.map_tiles, ClusterTileMap(client, spec, 2 * workers,
@@ -187,14 +175,16 @@ def cluster_map(client, inferencer, paths: Iterable[str], page: int, task: Calla
 
 def cluster_files(client, inferencer, paths: Iterable[str], page: int, out: str,
                   settings: Dict, imagej_roi: bool = False, geojson: bool = False,
-                  progress=None) -> Iterator[tuple]:
+                  progress=None, slide=None) -> Iterator[tuple]:
     """``(path, files or exception)`` per image: ``tools/predict.py``'s files
-    (:func:`~custom_modules.inference.prediction_files.render_image`) made on the cluster."""
+    (:func:`~custom_modules.inference.prediction_files.render_image`) made on the cluster;
+    ``slide``: its ``SlideOptions`` (a whole-slide image is joined here, as a larger one)."""
     from custom_modules.inference.prediction_files import render_image
     task = functools.partial(image_files_task, page=page, out=out, settings=settings,
-                             imagej_roi=imagej_roi, geojson=geojson)
+                             imagej_roi=imagej_roi, geojson=geojson, slide=slide)
     return cluster_map(client, inferencer, paths, page, task, lambda path: render_image(
-        inferencer, path, page, out, settings, imagej_roi, geojson), progress)
+        inferencer, path, page, out, settings, imagej_roi, geojson, slide=slide), progress,
+        slide.level if slide else 0)
 
 
 def cluster_results(client, inferencer, paths: Iterable[str], page: int = 0,
@@ -206,9 +196,11 @@ def cluster_results(client, inferencer, paths: Iterable[str], page: int = 0,
                        lambda path: inferencer([path], page)[0], progress)
 
 
-def _larger(path: str, page: int, limits: tuple) -> bool:
-    shape = header_shape(path, page)
-    return shape is not None and max(shape[-2:]) > max(limits)
+def _larger(path: str, page: int, level: int, tiled) -> bool:
+    """Whether the model cuts the image in tiles (from its header: the shape at ``level``
+    of a whole-slide image)."""
+    shape = image_shape(path, page, level)
+    return shape is not None and len(shape) == 2 and bool(tiled.tiles_shape(*shape))
 
 
 def _advance(progress) -> None:

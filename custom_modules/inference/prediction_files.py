@@ -6,13 +6,14 @@ in-process path writes, byte for byte; the caller writes them all or none
 (:func:`~custom_modules.io.atomic.write_all_or_nothing`).
 """
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from custom_modules.io.exporters import (geojson_text, label_image, measurements_csv, nucleus_outlines,
                         overlay_png, roi_zip)
 from custom_modules.data.image_io import image_name, read_any_image
+from custom_modules.data.slide_io import SlideOptions, is_whole_slide
 from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.engine.run_settings import settings_path, settings_text
 
@@ -20,8 +21,7 @@ from custom_modules.engine.run_settings import settings_path, settings_text
 def output_paths(out: str, name: str, imagej_roi: bool = False,
                  geojson: bool = False) -> Dict[str, Optional[str]]:
     """An image's output paths; ``labels`` is the existing label image (.png or .tif) or None."""
-    labels = [p for p in (f'{out}/labels/{name}.png', f'{out}/labels/{name}.tif')
-              if os.path.isfile(p)]
+    labels = label_images(out, name)
     paths = dict(labels=(labels or [None])[0], overlay=f'{out}/overlays/{name}.png',
                  csv=f'{out}/measurements/{name}.csv')
     if imagej_roi:
@@ -29,6 +29,14 @@ def output_paths(out: str, name: str, imagej_roi: bool = False,
     if geojson:
         paths['geojson'] = f'{out}/geojson/{name}.geojson'
     return paths
+
+
+def label_images(out: str, name: str) -> List[str]:
+    """The label images of ``name`` that exist: ``.png``, ``.tif`` (files), ``.ome.zarr``
+    (a whole-slide image's folder)."""
+    return [p for p in (f'{out}/labels/{name}.png', f'{out}/labels/{name}.tif')
+            if os.path.isfile(p)] + [p for p in [f'{out}/labels/{name}.ome.zarr']
+                                     if os.path.isdir(p)]
 
 
 def image_files(out: str, name: str, image: np.ndarray, result: Dict, settings: Dict,
@@ -61,11 +69,21 @@ def image_files(out: str, name: str, image: np.ndarray, result: Dict, settings: 
 
 def render_image(inferencer, path: str, page: int, out: str, settings: Dict,
                  imagej_roi: bool = False, geojson: bool = False,
-                 max_pixels: Optional[int] = None) -> Dict[str, object]:
+                 max_pixels: Optional[int] = None,
+                 slide: Optional[SlideOptions] = SlideOptions()) -> Dict[str, object]:
     """Read, predict and make the output files of one image file (:func:`image_files`).
 
-    ``max_pixels``: the pixel budget (``None``: the inferencer's).
+    ``max_pixels``: the pixel budget (``None``: the inferencer's). ``slide``: how
+    whole-slide images are chosen and read (``None``: never; they are predicted
+    tile by tile by :func:`~custom_modules.inference.slide.slide_files`).
     """
+    if slide is not None:
+        from custom_modules.inference.cluster import tiled_wrapper
+        tiled = tiled_wrapper(inferencer.predictor)
+        if is_whole_slide(path, page, slide, tiled.tiles_shape if tiled else lambda h, w: False):
+            from custom_modules.inference.slide import slide_files
+            return slide_files(inferencer, path, page, out, settings, imagej_roi, geojson,
+                               max_pixels, slide.level)
     image = read_any_image(path, page, inferencer.max_pixels if max_pixels is None
                            else max_pixels)
     result = inferencer.predict(image, path)

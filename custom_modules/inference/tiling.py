@@ -38,7 +38,7 @@ from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.structures.label_ops import label_map_iou, relabel
 from custom_modules.structures.predictor import Shape, at_shape, predict_batch
 from custom_modules.structures.tile_grid import (core_bounds, core_holds, padded, tile_ends,
-                                                 tile_shape, tile_starts)
+                                                 tile_layout, tile_shape, tile_starts)
 from custom_modules.structures.union_find import UnionFind
 
 __all__ = ['NucleusTiledModel', 'predict_tiled', 'core_bounds', 'tile_ends', 'tile_starts',
@@ -209,14 +209,22 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
             (:mod:`custom_modules.inference.cluster`).
     """
     h, w = img.shape[:2]
-    th, tw = tile_shape(h, w, tile, align)
-    ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
-    yends, xends = tile_ends(ys, th, h), tile_ends(xs, tw, w)
-    ycores, xcores = core_bounds(ys, th, h), core_bounds(xs, tw, w)
-    rects = [(ty, tx, yends[iy], xends[ix]) for iy, ty in enumerate(ys)
-             for ix, tx in enumerate(xs)]
-    cores = [ycores[iy] + xcores[ix] for iy in range(len(ys)) for ix in range(len(xs))]
+    rects, cores = tile_layout(h, w, tile, overlap, align)
     crops = (np.ascontiguousarray(img[y0:y1, x0:x1]) for y0, x0, y1, x1 in rects)
+    nuclei = join_tiles(predict, crops, rects, cores, (h, w), map_tiles)
+    label_map = np.zeros((h, w), np.int32)
+    paste_nuclei(nuclei, label_map)
+    label_map, kept = relabel(label_map, np.arange(len(nuclei)), min_area)
+    return LabelMapPrediction(label_map,
+                              np.array([nuclei[i][3] for i in kept], np.float32),
+                              np.array([nuclei[i][4] for i in kept], np.int64))
+
+
+def join_tiles(predict, crops: Iterable[np.ndarray], rects, cores, shape,
+               map_tiles: TileMap = serial_map) -> list:
+    """Predict the tiles (``crops`` in the order of ``rects``) and join them: the nuclei
+    ``(y0, x0, mask, score, cls)`` to paste, by decreasing score (ties by position,
+    independent of tile order)."""
     pieces = []
     for k, pred in enumerate(map_tiles(predict, crops)):
         y0, x0, y1, x1 = rects[k]
@@ -224,23 +232,27 @@ def predict_tiled(predict: Callable[[np.ndarray], LabelMapPrediction], img: np.n
         if pred.label_map.shape != (y1 - y0, x1 - x0):
             raise ValueError(f'the predictor returned a {pred.label_map.shape} label map '
                              f'for a {(y1 - y0, x1 - x0)} tile')
-        pieces += tile_pieces(pred, k, (y0, x0), (h, w), cores[k])
+        pieces += tile_pieces(pred, k, (y0, x0), shape, cores[k])
         del pred
         release_freed_memory()
     nuclei = [n for n in (resolve_group(g, pieces, cores) for g in link_groups(pieces, rects))
               if n]
-    # Paste by decreasing score; ties by position (independent of tile order).
     nuclei.sort(key=lambda n: (-n[3], n[0], n[1]))
-    label_map = np.zeros((h, w), np.int32)
+    return nuclei
+
+
+def paste_nuclei(nuclei: list, label_map: np.ndarray, touched=None) -> None:
+    """Paste ``nuclei`` (in order) into a zero ``label_map`` as labels 1..N; one that
+    would keep no more than half of its pixels goes (another tile's better-scored view
+    of it, merged or split otherwise, stands). ``touched(rows, cols)``: called after
+    each paste (a disk-backed map releases its pages)."""
     for k, (y0, x0, mask, _, _) in enumerate(nuclei, start=1):
         window = label_map[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
         free = mask & (window == 0)
-        if 2 * np.count_nonzero(free) > np.count_nonzero(mask):  # else another tile's
-            window[free] = k  # better-scored view of it (merged or split otherwise) stands
-    label_map, kept = relabel(label_map, np.arange(len(nuclei)), min_area)
-    return LabelMapPrediction(label_map,
-                              np.array([nuclei[i][3] for i in kept], np.float32),
-                              np.array([nuclei[i][4] for i in kept], np.int64))
+        if 2 * np.count_nonzero(free) > np.count_nonzero(mask):
+            window[free] = k
+        if touched is not None:
+            touched(*mask.shape)
 
 
 @MODELS.register_module()
@@ -278,9 +290,12 @@ class NucleusTiledModel(BaseTTAModel):
         self.map_tiles = serial_map  # or a cluster's (custom_modules.inference.cluster)
 
     def tiles(self, img: np.ndarray) -> bool:
-        """Whether ``img`` is predicted by tiles: above ``tile_above`` and (padded) larger
-        than a tile's area (a thin strip is predicted whole; else by tiles)."""
-        h, w = img.shape[:2]
+        """Whether ``img`` is predicted by tiles (:meth:`tiles_shape`)."""
+        return self.tiles_shape(*img.shape[:2])
+
+    def tiles_shape(self, h: int, w: int) -> bool:
+        """Whether an ``h x w`` image is predicted by tiles: above ``tile_above`` and
+        (padded) larger than a tile's area (a thin strip is predicted whole)."""
         return (max(h, w) > max(self.tile_above, self.tile_size)
                 and padded(h, self.align) * padded(w, self.align) > self.tile_size ** 2)
 

@@ -71,10 +71,21 @@ def relabel(label_map: np.ndarray, ids: np.ndarray,
     """
     ids = np.asarray(ids)
     areas = np.bincount(label_map.ravel(), minlength=len(ids) + 1)[1:len(ids) + 1]
-    keep = (areas > 0) & (areas >= max(min_area, 1))
-    lut = np.zeros(len(ids) + 1, dtype=np.int32)
-    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    lut, keep = relabel_table(areas, min_area)
     return lut[label_map], ids[keep]
+
+
+def relabel_table(areas: np.ndarray, min_area: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`relabel`'s look-up table from the labels' ``areas`` (label ``k`` at
+    ``areas[k - 1]``; a map too large for memory counts them block by block).
+
+    Returns:
+        ``(lut, keep)``: ``lut[old] = new`` (0: dropped) and the mask of labels kept.
+    """
+    keep = (areas > 0) & (areas >= max(min_area, 1))
+    lut = np.zeros(len(areas) + 1, dtype=np.int32)
+    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lut, keep
 
 
 def dilate_label_map(label_map: np.ndarray, radius: int) -> np.ndarray:

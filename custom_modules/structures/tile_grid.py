@@ -60,3 +60,16 @@ def core_bounds(starts: List[int], tile: int, length: int) -> List[Tuple[int, in
 def core_holds(core, cy: float, cx: float) -> bool:
     """Whether the point ``(cy, cx)`` lies in ``core = (y0, y1, x0, x1)``."""
     return core[0] <= cy < core[1] and core[2] <= cx < core[3]
+
+
+def tile_layout(h: int, w: int, tile: int, overlap: int, align: int = 1):
+    """``(rects, cores)`` of the tiles of an ``h x w`` image, row by row:
+    ``(y0, x0, y1, x1)`` and ``(y0, y1, x0, x1)`` each."""
+    th, tw = tile_shape(h, w, tile, align)
+    ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
+    yends, xends = tile_ends(ys, th, h), tile_ends(xs, tw, w)
+    ycores, xcores = core_bounds(ys, th, h), core_bounds(xs, tw, w)
+    rects = [(ty, tx, yends[iy], xends[ix]) for iy, ty in enumerate(ys)
+             for ix, tx in enumerate(xs)]
+    cores = [ycores[iy] + xcores[ix] for iy in range(len(ys)) for ix in range(len(xs))]
+    return rects, cores
