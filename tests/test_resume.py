@@ -70,12 +70,14 @@ def straight(data_root):
     return work / 'iter_4.pth'
 
 
+@pytest.mark.slow
 def test_two_straight_runs_give_identical_weights(data_root, straight):
     work = data_root / 'again'
     train(config(data_root), work, 4)
     assert_same_checkpoint(straight, work / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(data_root, straight):
     work = data_root / 'split'
     train(config(data_root), work, 2)
@@ -84,6 +86,7 @@ def test_resume_equals_uninterrupted(data_root, straight):
     assert_same_checkpoint(straight, work / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_with_the_stratum_sampler(data_root):
     cfg = config(data_root, STRATUM)
     train(cfg, data_root / 'stratum', 4)

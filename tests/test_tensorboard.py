@@ -2,6 +2,7 @@
 import glob
 import os.path as osp
 
+import pytest
 from mmdet.registry import HOOKS
 from mmengine.config import Config
 
@@ -35,6 +36,7 @@ def test_readme_config_route_keeps_the_det_visualizer(tmp_path):
     assert (hook.num_images, hook.interval) == (4, 1)
 
 
+@pytest.mark.slow
 def test_train_with_tensorboard_logs_scores_and_overlays(tmp_path, prepared_set):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
