@@ -1,4 +1,5 @@
-# `make demo` and `make test` bring .venv up to date first (seconds when nothing changed).
+# `make demo`, `make test` and `make test-fast` bring .venv up to date first (seconds when
+# nothing changed).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := work_dirs/demo
 SAMPLE := data/sample/stage1_train
 
-.PHONY: venv demo test clean-demo peer-env
+.PHONY: venv demo test test-fast clean-demo peer-env
 
 venv: $(STAMP)
 
@@ -44,8 +45,13 @@ demo: $(STAMP)
 	@echo "The shipped model's output on the sample: $(DEMO_DIR)/predict/ (labels/, overlays/,"
 	@echo "measurements.csv, submission.csv); the smoke chain's: $(DEMO_DIR)/ (overlays/, submission.csv)."
 
+# The full suite (what CI runs: .ci/run), and the fast tier for editing (no test marked
+# slow: trainings, clusters, process pairs, the tools as commands).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 # Cellpose 4.x and 3.x for bench/bench_peer.py, each in a folder of its own under
 # work_dirs/peer_env (pip --target --no-deps, pinned): .venv is not touched.

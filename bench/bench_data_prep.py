@@ -14,12 +14,12 @@ import time
 from data_prep.prepare_dsb import main as prepare
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('src')
     parser.add_argument('out_dir')
     parser.add_argument('--groups')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     argv = [args.src, args.out_dir] + (['--groups', args.groups] if args.groups else [])
     t0 = time.perf_counter()
     code = prepare(argv)

@@ -55,13 +55,13 @@ def report(counts: dict) -> None:
     print(f'{"stratum-balanced":<27}{shares[:, 0].mean():>20.2%}{shares[:, 1].mean():>16.2%}')
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', nargs='?', default='configs/dsb_mrcnn_cpu.py')
     parser.add_argument('--passes', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--limit', type=int, default=None, help='first N images only')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     register_all_modules(init_default_scope=False)
     init_default_scope('mmdet')
     cfg = load_config(args.config)  # fills the fields of configs/_base_

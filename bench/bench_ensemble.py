@@ -49,7 +49,7 @@ def count_errors(gt: np.ndarray, pred: np.ndarray) -> dict:
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='an ensemble config (configs/dsb_ensemble_cpu.py)')
     parser.add_argument('--tta', action='store_true', help="each member with its config's TTA")
@@ -60,7 +60,7 @@ def main():
                         f'score reaches {GRID_SCORES}); chosen on the same images, so optimistic')
     parser.add_argument('--overlays', help="write overlay PNGs (each method's outlines) of the "
                         "four images the first member scores worst on here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     ens = MODELS.build(dict(cfg.model, tta=args.tta)).eval()

@@ -59,7 +59,7 @@ def tiled_image(path, size):
     return np.tile(img, reps)[:h, :w]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config')
     parser.add_argument('--checkpoint')
@@ -67,7 +67,7 @@ def main():
     parser.add_argument('--score-thr', type=float, help='override test_cfg.rcnn.score_thr')
     parser.add_argument('--modes', nargs='+', default=['single', 'dilation', 'tta'])
     parser.add_argument('--dilation-radius', type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     register_all_modules(init_default_scope=True)
     torch.set_grad_enabled(False)
     cfg = load_config(args.config)  # fills the fields of configs/_base_

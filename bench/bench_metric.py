@@ -39,10 +39,10 @@ def perturb(label: np.ndarray, rng) -> np.ndarray:
     return pred
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--images', type=int, default=300)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.images < 1:
         parser.error('--images must be at least 1')
     rng = np.random.default_rng(1)

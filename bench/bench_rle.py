@@ -46,11 +46,11 @@ def synthetic_maps(num, shape=(256, 256), nuclei=30, seed=0):
     return maps
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--images', type=int, default=200)
     parser.add_argument('--loop-masks', type=int, default=200)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.images < 1 or args.loop_masks < 1:
         parser.error('--images and --loop-masks must be at least 1')
     maps = synthetic_maps(args.images)

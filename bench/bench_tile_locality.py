@@ -50,14 +50,14 @@ class GroupNormStatistics:
         return y * layer.weight.view(1, -1, 1, 1) + layer.bias.view(1, -1, 1, 1)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('image')
     parser.add_argument('--config', default='configs/dsb_unet_cpu.py')
     parser.add_argument('--checkpoint', help='trained weights (default: random initialisation)')
     parser.add_argument('--tile', type=int, default=512)
     parser.add_argument('--at', nargs='+', default=['0,0'], help='crop corners Y,X')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:  # bad input ends here, before the model is built
         corners = [tuple(int(v) for v in corner.split(',')) for corner in args.at]
     except ValueError:

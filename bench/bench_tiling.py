@@ -135,7 +135,7 @@ def run_synthetic(args, cfg):
           f"{', freed memory kept' if args.keep_freed else ''})")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('mode', choices=['real', 'synthetic'])
     parser.add_argument('config')
@@ -152,7 +152,7 @@ def main():
     parser.add_argument('--side', type=int, default=2000)
     parser.add_argument('--keep-freed', action='store_true',
                         help='do not hand freed heap memory back after each tile (baseline)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg = load_config(args.config)  # a shipped model's config.py gets its thresholds.json
     if args.overlap is not None:
         cfg.tile = dict(cfg.get('tile', None) or {}, overlap=args.overlap)

@@ -51,12 +51,12 @@ def bench_runner(cfg, iters: int, name: str) -> Runner:
     return Runner.from_cfg(cfg)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--iters', type=int, default=12)
     parser.add_argument('--skip', type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.skip < 0 or args.iters < args.skip + 2:
         parser.error('--iters must exceed --skip + 1 (two timed iterations at least), --skip >= 0')
     configs = []

@@ -67,12 +67,12 @@ def first_seen_merge(frames, match_iou=0.5, vote_thr=0.5, min_area=0):
     return relabel(rank[out.reshape(shape)], order, min_area)[0]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--limit', type=int, help='only the first N validation images')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg = load_config(args.config)  # fills the fields of configs/_base_
     init_default_scope('mmdet')
     tta = MODELS.build(predictor_cfg(cfg, tta=True, tile=0)).eval()

@@ -4,22 +4,18 @@ No timing is asserted (speed is what the benchmark prints). The Cellpose 3 path 
 only where bench/peer_env.sh has made its folder; Cellpose-SAM is never run here
 (one ViT-L tile takes minutes on 2 cores).
 """
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 PEER_ENV = osp.join(REPO, 'work_dirs', 'peer_env')
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'bench', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'bench/{name}.py')
 
 
 @pytest.fixture(scope='module')
@@ -52,6 +48,7 @@ def test_synthetic_and_tiling(bench):
     assert len(np.unique(tiled)) - 1 > len(np.unique(labels)) - 1  # distinct per copy
 
 
+@pytest.mark.slow
 def test_ours_only(bench, capsys):
     assert bench.main(['--tools', 'ours', '--sizes', '64x80', '--images', 'synthetic']) == 0
     out = capsys.readouterr().out

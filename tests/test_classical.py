@@ -1,24 +1,18 @@
 """The classical baseline: custom_modules/models/classical.py and tools/classical_baseline.py."""
-import importlib.util
 import json
 import os
-import os.path as osp
 
 import numpy as np
 import pytest
 
-from conftest import REPO, render, write_layout
+from conftest import load_tool, render, write_layout
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.models.classical import ClassicalParams, param_grid, segment_nuclei
 from custom_modules.structures.rle import coco_encode_label_map
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'classical_baseline', osp.join(REPO, 'tools', 'classical_baseline.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/classical_baseline.py')
 
 
 def two_discs(shape=(64, 96), radius=12, gap=22) -> np.ndarray:

@@ -69,14 +69,10 @@ def test_text_for_a_number_or_boolean_is_an_error():
 
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_tools_refuse_text_for_max_iters_in_one_line(tool, tmp_path, capsys, monkeypatch):
-    import importlib.util
     import os.path as osp
 
-    from conftest import REPO
-    spec = importlib.util.spec_from_file_location(f'{tool}_tool', osp.join(REPO, 'tools',
-                                                                           f'{tool}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from conftest import REPO, load_tool
+    module = load_tool(f'tools/{tool}.py')
     monkeypatch.setenv('LOCAL_RANK', '0')
     ckpt = tmp_path / 'ckpt.pth'
     ckpt.write_bytes(b'never read')

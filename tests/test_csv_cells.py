@@ -1,13 +1,12 @@
 """CSV cells that would start a spreadsheet formula are escaped in every CSV the tools write."""
 import csv
-import importlib.util
 import os
 import os.path as osp
 import pickle
 
 import numpy as np
 
-from conftest import REPO
+from conftest import load_tool
 from custom_modules.io.csv_cells import csv_text, safe_cell
 from custom_modules.io.exporters import measurements_csv, read_saved_prediction
 from custom_modules.io.submission import submission_csv
@@ -47,10 +46,7 @@ def test_measurements_and_submission_escape_and_read_back(tmp_path):
 
 
 def test_export_rle_escapes_image_ids(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('export_rle', osp.join(REPO, 'tools',
-                                                                         'export_rle.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools/export_rle.py')
     mask = np.zeros((1, 10, 10), bool)
     mask[0, 2:6, 2:6] = True
     path = tmp_path / 'p.pkl'

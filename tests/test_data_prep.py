@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import random_label_map, render, run_tool, write_layout
+from conftest import call_tool, random_label_map, render, write_layout
 from custom_modules.structures.rle import coco_decode, encode_label_map
 from data_prep.folds import assign_folds
 
 
 def prepare(src, out, *extra, check=True):
-    return run_tool('data_prep/prepare_dsb.py', str(src), str(out), *extra, check=check)
+    return call_tool('data_prep/prepare_dsb.py', str(src), str(out), *extra, check=check)
 
 
 def decoded(out_dir, name='full.json'):
@@ -229,8 +229,8 @@ def test_bad_rle_rows(synthetic_set, tmp_path, row, message):
     csv_path.write_text(f'ImageId,EncodedPixels,Height,Width\nimg000,{good},64,80\n{row}\n'
                         'img001,1 2,72,80\n')
     out = tmp_path / 'out'
-    proc = run_tool('data_prep/prepare_dsb.py', str(csv_path), str(out), '--images', src,
-                    '--folds', '2', check=False)
+    proc = call_tool('data_prep/prepare_dsb.py', str(csv_path), str(out), '--images', src,
+                     '--folds', '2', check=False)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
     assert 'labels.csv: ' + message in proc.stderr, proc.stderr
     assert not out.exists() or not os.listdir(out)

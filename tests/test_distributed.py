@@ -12,9 +12,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
-from conftest import REPO, run_tool
+from conftest import REPO
 
 # Each rank saves its own network's state after training, and its parameters' names.
 HOOK = """import torch
@@ -63,10 +64,9 @@ def score_line(log: str) -> str:
     return found[-1]
 
 
-def test_two_processes_train_alike_and_test_like_one(tmp_path, synthetic_set):
-    src, _ = synthetic_set
-    ann = tmp_path / 'ann'
-    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+@pytest.mark.slow
+def test_two_processes_train_alike_and_test_like_one(tmp_path, prepared_set):
+    src, ann = prepared_set.src, prepared_set.ann
     (tmp_path / 'rank_dump.py').write_text(HOOK)
     cfg = tmp_path / 'smoke_ranks.py'
     cfg.write_text(CONFIG.format(repo=REPO))

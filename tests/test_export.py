@@ -9,7 +9,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from conftest import run_tool
+from conftest import call_tool
 from custom_modules.io.submission import check_submission, prediction_rows
 from custom_modules.structures.rle import kaggle_decode
 
@@ -34,7 +34,7 @@ def test_rows_resolve_overlaps_and_cover_every_image(tmp_path):
     path = tmp_path / 'p.pkl'
     path.write_bytes(pickle.dumps(preds))
     out = tmp_path / 'sub.csv'
-    run_tool('tools/export_rle.py', str(path), '--out', str(out))
+    call_tool('tools/export_rle.py', str(path), '--out', str(out))
     assert list(csv.reader(open(out)))[3] == ['none', '']
 
 
@@ -53,7 +53,7 @@ def test_bad_predictions_file_writes_nothing(tmp_path):
     bad = tmp_path / 'bad.pkl'
     bad.write_bytes(b'garbage')
     out = tmp_path / 'sub.csv'
-    proc = run_tool('tools/export_rle.py', str(bad), '--out', str(out), check=False)
+    proc = call_tool('tools/export_rle.py', str(bad), '--out', str(out), check=False)
     assert proc.returncode == 2 and 'bad.pkl' in proc.stderr
     assert not os.path.exists(out) and not os.path.exists(str(out) + '.tmp')
 
@@ -65,7 +65,7 @@ def test_not_a_predictions_list_is_refused(tmp_path, content, what):
     path = tmp_path / 'p.pkl'
     path.write_bytes(pickle.dumps(content))
     out = tmp_path / 'sub.csv'
-    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), check=False)
+    proc = call_tool('tools/export_rle.py', str(path), '--out', str(out), check=False)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
     assert 'p.pkl: expected the list written by tools/test.py --out' in proc.stderr
     assert what in proc.stderr
@@ -83,7 +83,7 @@ def _one_prediction(tmp_path):
 def test_outputs_in_missing_folders_are_made(tmp_path):
     path = _one_prediction(tmp_path)
     out, coco = tmp_path / 'new' / 'sub.csv', tmp_path / 'other' / 'deep' / 'res.json'
-    run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco))
+    call_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco))
     assert list(csv.reader(open(out)))[1][0] == 'one'
     assert len(json.loads(coco.read_text())) == 1
 
@@ -92,10 +92,10 @@ def test_both_files_or_neither(tmp_path):
     path = _one_prediction(tmp_path)
     out, coco = tmp_path / 'sub.csv', tmp_path / 'res.json'
     coco.mkdir()  # the JSON cannot be written: the CSV must not be either
-    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco),
-                    check=False)
+    proc = call_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(coco),
+                     check=False)
     assert proc.returncode == 2 and 'res.json: a folder is in the way' in proc.stderr, proc.stderr
     assert sorted(os.listdir(tmp_path)) == ['p.pkl', 'res.json']
-    proc = run_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(out),
-                    check=False)
+    proc = call_tool('tools/export_rle.py', str(path), '--out', str(out), '--coco-json', str(out),
+                     check=False)
     assert proc.returncode == 2 and 'same file' in proc.stderr

@@ -135,6 +135,7 @@ def test_bad_thresholds_files_are_named(tmp_path):
             model_zoo.read_thresholds(str(path))
 
 
+@pytest.mark.slow
 def test_an_ensemble_names_shipped_models_as_members(tmp_path):
     publish(tmp_path, 'a', 0)
     publish(tmp_path, 'b', 1)

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-import torch
 from scipy import ndimage
 
 from conftest import REPO
@@ -216,11 +215,9 @@ def test_measurements_and_outlines():
     assert len(lines[2]) == 5  # a diamond inside the single pixel, closed
 
 
-def test_inferencer_with_a_real_config(tmp_path):
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    ckpt = tmp_path / 'random.pth'
-    torch.save({'state_dict': MODELS.build(Config.fromfile(SMOKE).model).state_dict()}, ckpt)
+@pytest.mark.slow
+def test_inferencer_with_a_real_config(tmp_path, smoke_checkpoints):
+    ckpt = smoke_checkpoints['mrcnn']  # untrained
     img = spots((48, 40), [(20, 20)])
     cv2.imwrite(str(tmp_path / 'a.png'), img)
     inferencer = NucleusInferencer(SMOKE, str(ckpt))

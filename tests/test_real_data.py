@@ -3,15 +3,18 @@ import csv
 import json
 import os.path as osp
 
-from conftest import DSB_ROOT, needs_dsb, run_tool
+import pytest
+
+from conftest import DSB_ROOT, call_tool, needs_dsb
 
 
+@pytest.mark.slow
 @needs_dsb
 def test_real_stage1_train(tmp_path):
     src = osp.join(DSB_ROOT, 'stage1_train')
     groups = osp.join(DSB_ROOT, 'mosaic_groups.csv')
-    proc = run_tool('data_prep/prepare_dsb.py', src, str(tmp_path), '--groups', groups,
-                    '--folds', '5', '--fold', '1')
+    proc = call_tool('data_prep/prepare_dsb.py', src, str(tmp_path), '--groups', groups,
+                     '--folds', '5', '--fold', '1')
     full = json.loads((tmp_path / 'full.json').read_text())
     assert len(full['images']) == 563
     assert 'images: 563' in proc.stdout

@@ -7,11 +7,10 @@ per iteration. The CPU kernels are deterministic for a given thread count.
 """
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, random_label_map, run_tool, write_layout
+from conftest import REPO, call_tool
 from custom_modules.engine.hooks import IterationSeedHook
 
 # The smoke config on the synthetic set, without validation (not under test).
@@ -27,14 +26,12 @@ STRATUM = ",\n                        sampler=dict(_delete_=True, type='StratumB
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    """Eight synthetic images and their data_prep JSONs (four train, four val)."""
+def data_root(prepared_set, tmp_path_factory):
+    """Eight synthetic images and their data_prep JSONs (four train, four val), linked
+    from the session's into a folder for this module's configs and work dirs."""
     root = tmp_path_factory.mktemp('resume')
-    rng = np.random.default_rng(1)
-    labels = [random_label_map(rng, shape=(64 + 8 * (i % 2), 80)) for i in range(8)]
-    write_layout(str(root / 'stage1_train'), labels, rng=rng)
-    run_tool('data_prep/prepare_dsb.py', str(root / 'stage1_train'), str(root / 'ann'),
-             '--folds', '2')
+    for name in ('stage1_train', 'ann'):
+        (root / name).symlink_to(prepared_set.root / name)
     return root
 
 
@@ -48,7 +45,7 @@ def config(root, sampler: str = '') -> str:
 def train(cfg: str, work, iters: int, resume: bool = False) -> str:
     """Train to ``iters`` (resuming the work dir's latest checkpoint); return the log."""
     args = ['tools/train.py', cfg, '--work-dir', str(work)] + (['--resume'] if resume else [])
-    proc = run_tool(*args, '--cfg-options', f'train_cfg.max_iters={iters}')
+    proc = call_tool(*args, '--cfg-options', f'train_cfg.max_iters={iters}')
     return proc.stdout + proc.stderr
 
 
@@ -73,12 +70,14 @@ def straight(data_root):
     return work / 'iter_4.pth'
 
 
+@pytest.mark.slow
 def test_two_straight_runs_give_identical_weights(data_root, straight):
     work = data_root / 'again'
     train(config(data_root), work, 4)
     assert_same_checkpoint(straight, work / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(data_root, straight):
     work = data_root / 'split'
     train(config(data_root), work, 2)
@@ -87,6 +86,7 @@ def test_resume_equals_uninterrupted(data_root, straight):
     assert_same_checkpoint(straight, work / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_with_the_stratum_sampler(data_root):
     cfg = config(data_root, STRATUM)
     train(cfg, data_root / 'stratum', 4)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_tool
+from conftest import REPO, call_tool
 from custom_modules.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_file
 from custom_modules.io.safe_pickle import UnsafePickleError, load_pickle
 from custom_modules.tuning.tuner_io import load_cache
@@ -82,12 +82,12 @@ def test_test_and_train_refuse_a_payload_checkpoint(tmp_path, marker):
             for key, value in (('ann_file', tmp_path / 'ann.json'),
                                ('data_prefix.img', f'{tmp_path}/'))]
     ckpt = payload_checkpoint(tmp_path / 'evil.pth', marker)
-    proc = run_tool('tools/test.py', SMOKE, ckpt, '--work-dir', str(tmp_path / 'work'),
-                    '--cfg-options', *data, check=False)
+    proc = call_tool('tools/test.py', SMOKE, ckpt, '--work-dir', str(tmp_path / 'work'),
+                     '--cfg-options', *data, check=False)
     assert proc.returncode == 2
     one_line_refusal(proc.stderr, ckpt)
-    proc = run_tool('tools/train.py', SMOKE, '--work-dir', str(tmp_path / 'train'), '--resume',
-                    ckpt, '--cfg-options', *data, check=False)
+    proc = call_tool('tools/train.py', SMOKE, '--work-dir', str(tmp_path / 'train'), '--resume',
+                     ckpt, '--cfg-options', *data, check=False)
     assert proc.returncode == 2
     one_line_refusal(proc.stderr, ckpt)
     assert not marker.exists() and not (tmp_path / 'train').exists()

@@ -49,6 +49,7 @@ def test_the_default_model_ships():
     assert model_zoo.DEFAULT_MODEL in MODELS, f'no {model_zoo.DEFAULT_MODEL} in {MODELS}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', MODELS)
 def test_every_shipped_model_scores_the_sample(name):
     recorded = (model_zoo.read_metrics(osp.join(model_zoo.MODELS_DIR, name)).get('sample', None)

@@ -2,10 +2,11 @@
 import glob
 import os.path as osp
 
+import pytest
 from mmdet.registry import HOOKS
 from mmengine.config import Config
 
-from conftest import REPO, run_tool
+from conftest import REPO, call_tool
 from custom_modules.visualization.val_overlays import enable_tensorboard
 
 
@@ -35,20 +36,19 @@ def test_readme_config_route_keeps_the_det_visualizer(tmp_path):
     assert (hook.num_images, hook.interval) == (4, 1)
 
 
-def test_train_with_tensorboard_logs_scores_and_overlays(tmp_path, synthetic_set):
+@pytest.mark.slow
+def test_train_with_tensorboard_logs_scores_and_overlays(tmp_path, prepared_set):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    src, _ = synthetic_set
-    ann = tmp_path / 'ann'
-    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+    src, ann = prepared_set.src, prepared_set.ann
     work = tmp_path / 'work'
-    run_tool('tools/train.py', 'configs/dsb_mrcnn_smoke.py', '--work-dir', str(work),
-             '--tensorboard', '--cfg-options',
-             'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-             f'train_dataloader.dataset.ann_file={ann}/train_fold0.json',
-             f'train_dataloader.dataset.data_prefix.img={src}/',
-             f'val_dataloader.dataset.ann_file={ann}/val_fold0.json',
-             f'val_dataloader.dataset.data_prefix.img={src}/')
+    call_tool('tools/train.py', 'configs/dsb_mrcnn_smoke.py', '--work-dir', str(work),
+              '--tensorboard', '--cfg-options',
+              'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+              f'train_dataloader.dataset.ann_file={ann}/train_fold0.json',
+              f'train_dataloader.dataset.data_prefix.img={src}/',
+              f'val_dataloader.dataset.ann_file={ann}/val_fold0.json',
+              f'val_dataloader.dataset.data_prefix.img={src}/')
 
     events = glob.glob(str(work / '*' / 'vis_data' / 'events.out.tfevents.*'))
     assert len(events) == 1, events

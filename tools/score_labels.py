@@ -34,11 +34,11 @@ def truth_label_map(gt_src: str, image_id: str, shape) -> np.ndarray:
     return instances_to_label_map(masks)[0]
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('labels_dir', help='label images (PNG/TIFF) named <ImageId>')
     parser.add_argument('gt_src', help='ground truth in the competition layout')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     paths = sorted(p for p in glob.glob(os.path.join(args.labels_dir, '*'))
                    if p.lower().endswith(('.png', '.tif', '.tiff')))
     if not paths:
