@@ -135,6 +135,7 @@ def test_the_shipped_lite0_weights_convert_and_load(tmp_path):
     assert not torch.allclose(net.stem.bn.running_var, torch.ones(32))
 
 
+@pytest.mark.slow  # a subprocess training with validation: 552 s here under a heavy load
 def test_unet_effl0_config_trains_two_iterations(tmp_path, synthetic_set):
     src, _ = synthetic_set
     ann = tmp_path / 'ann'
