@@ -6,7 +6,7 @@ import pytest
 from mmdet.registry import HOOKS
 from mmengine.config import Config
 
-from conftest import REPO, call_tool
+from conftest import REPO, run_tool
 from custom_modules.visualization.val_overlays import enable_tensorboard
 
 
@@ -42,7 +42,9 @@ def test_train_with_tensorboard_logs_scores_and_overlays(tmp_path, prepared_set)
 
     src, ann = prepared_set.src, prepared_set.ann
     work = tmp_path / 'work'
-    call_tool('tools/train.py', 'configs/dsb_mrcnn_smoke.py', '--work-dir', str(work),
+    # A process of its own: mmengine's visualizer and TensorBoard writer are process-wide
+    # instances, and after other in-process trainings of the suite this run wrote no events.
+    run_tool('tools/train.py', 'configs/dsb_mrcnn_smoke.py', '--work-dir', str(work),
               '--tensorboard', '--cfg-options',
               'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
               f'train_dataloader.dataset.ann_file={ann}/train_fold0.json',
