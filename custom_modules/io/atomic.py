@@ -10,6 +10,7 @@ the same folder removes those whose PID no longer runs.
 import errno
 import os
 import re
+import shutil
 from typing import Dict, Iterable, List, Set, Union
 
 Data = Union[str, bytes]
@@ -28,11 +29,13 @@ def _pid_runs(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str) -> List[str]:
+def remove_stale_temps(folder: str, folders: bool = False) -> List[str]:
     """Remove ``folder``'s ``<name>.<PID>.tmp`` files whose PID no longer runs.
 
     Only regular files matching the pattern :func:`write_all_or_nothing`
-    uses are looked at; this process's own and a live process's are kept.
+    uses are looked at (``folders``: only folders, e.g. an OME-Zarr written
+    under a temporary name, removed with their contents); this process's own
+    and a live process's are kept.
 
     Returns:
         The paths removed.
@@ -46,10 +49,14 @@ def remove_stale_temps(folder: str) -> List[str]:
         match = TMP_PATTERN.match(name)
         path = os.path.join(folder, name)
         if (not match or int(match.group(1)) == os.getpid() or _pid_runs(int(match.group(1)))
-                or os.path.islink(path) or not os.path.isfile(path)):
+                or os.path.islink(path)
+                or not (os.path.isdir(path) if folders else os.path.isfile(path))):
             continue
         try:
-            os.remove(path)
+            if folders:
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
             removed.append(path)
         except OSError:
             pass  # gone meanwhile, or not ours to remove

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from custom_modules.io.atomic import TMP_PATTERN, _pid_runs, check_can_write
+from custom_modules.io.atomic import check_can_write, remove_stale_temps
 
 CHUNK = 1024
 MAX_LEVELS = 6
@@ -53,23 +53,6 @@ def label_attrs(levels: List[Tuple[int, int]], name: str = 'nuclei') -> Dict:
         'image-label': {'version': NGFF_VERSION}}
 
 
-def remove_stale_folders(folder: str) -> List[str]:
-    """Remove ``folder``'s ``<name>.<PID>.tmp`` folders whose PID no longer runs."""
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        match = TMP_PATTERN.match(name)
-        path = os.path.join(folder, name)
-        if (match and int(match.group(1)) != os.getpid() and not _pid_runs(int(match.group(1)))
-                and os.path.isdir(path) and not os.path.islink(path)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
 def write_label_zarr(path: str, shape: Tuple[int, int],
                      read_block: Callable[[int, int, int, int, int], np.ndarray],
                      attrs: Dict = None, name: str = 'nuclei', chunk: int = CHUNK) -> str:
@@ -90,7 +73,7 @@ def write_label_zarr(path: str, shape: Tuple[int, int],
     check_can_write([tmp])
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    remove_stale_folders(parent)
+    remove_stale_temps(parent, folders=True)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         root = zarr.open_group(tmp, mode='w', zarr_format=2)
