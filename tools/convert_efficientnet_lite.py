@@ -17,6 +17,7 @@ The output (``{'state_dict': ...}``, tensors only) loads with
 import argparse
 import importlib.util
 import io
+import pickle
 import re
 import sys
 from collections import OrderedDict
@@ -106,6 +107,10 @@ def main(argv=None) -> int:
         buffer = io.BytesIO()
         torch.save({'state_dict': converted}, buffer)
         write_atomic(str(args.dst), buffer.getvalue())
+    except pickle.UnpicklingError:  # torch's message runs to several lines
+        print(f'error: {src}: not a state dict of tensors (torch.load with weights_only '
+              'refused it)', file=sys.stderr)
+        return 2
     except (OSError, ValueError, RuntimeError, TypeError, EOFError) as err:
         print(f'error: {src}: {err}', file=sys.stderr)
         return 2
