@@ -28,6 +28,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from custom_modules.data.image_header import header_shape  # noqa: E402
 from custom_modules.data.image_io import read_any_image  # noqa: E402
 from custom_modules.inference import model_zoo  # noqa: E402
 from custom_modules.inference.inferencer import NucleusInferencer  # noqa: E402
@@ -51,9 +52,8 @@ def cpu_name() -> str:
 def image_of_size(side: int, data: str) -> tuple:
     """``(image, source)``: a DSB2018 image of ``side x side``, else the sample mirrored out."""
     for path in sorted(glob.glob(os.path.join(data, '*', 'images', '*.png'))):
-        img = read_any_image(path)
-        if img.shape[:2] == (side, side):
-            return img, os.path.basename(path)
+        if header_shape(path) == (side, side):  # the header only: no decoding of the rest
+            return read_any_image(path), os.path.basename(path)
     path = sorted(glob.glob(os.path.join(SAMPLE, '*', 'images', '*.png')))[0]
     img = read_any_image(path)
     reps = [int(np.ceil(side / n)) for n in img.shape[:2]]
