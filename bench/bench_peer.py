@@ -2,7 +2,7 @@
 
     python bench/bench_peer.py [--tools ours cp4 cp3] [--sizes 256x256 520x696 1024x1024]
         [--reps 1] [--threads 2] [--images DIR|synthetic] [--peer-env work_dirs/peer_env]
-        [--sam-mode tile|full] [--model nucleiseg_default]
+        [--sam-mode tile|full] [--model nucleiseg_mrcnn]
 
 Sizes are HEIGHTxWIDTH (520x696: DSB2018's 696-wide frames). Images: real DSB2018
 images of exactly that size from DIR (default /work/shared/dsb2018/stage1_train,
@@ -209,7 +209,7 @@ def main(argv=None):
     parser.add_argument('--peer-env', default='work_dirs/peer_env')
     parser.add_argument('--sam-mode', choices=('tile', 'full'), default='tile',
                         help='Cellpose-SAM net: one tile x tile count (tile), or its eval (full)')
-    parser.add_argument('--model', default='nucleiseg_default', help="ours: a shipped model")
+    parser.add_argument('--model', default='nucleiseg_mrcnn', help="ours: a shipped model")
     args = parser.parse_args(argv)
     if args.images == DSB and not os.path.isdir(DSB):
         args.images = 'synthetic'

@@ -189,7 +189,7 @@ def main(argv=None):
     parser.add_argument('out')
     parser.add_argument('--reps', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--model', default='nucleiseg_default')
+    parser.add_argument('--model', default='nucleiseg_mrcnn')
     parser.add_argument('--sam-mode', choices=('tile', 'full'), default='tile')
     args = parser.parse_args(argv)
     import torch

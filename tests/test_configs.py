@@ -98,7 +98,7 @@ def test_fields_follow_top_level_keys_and_dotted_overrides_win():
 
 def test_smoke_config_is_the_shipped_recipe_at_smoke_scale():
     smoke = load_config(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
-    shipped = load_config(osp.join(REPO, 'model_zoo', 'nucleiseg_default', 'config.py'))
+    shipped = load_config(osp.join(REPO, 'model_zoo', 'nucleiseg_mrcnn', 'config.py'))
     assert smoke.model.backbone.type == shipped.model.backbone.type == 'MobileNetV2'
     assert smoke.train_dataloader.sampler == shipped.train_dataloader.sampler
     for loader in LOADERS:

@@ -5,7 +5,7 @@
 # leaf or `--cfg-options max_iters=N` changes only those keys.
 _base_ = './runtime.py'  # one base per key: the checkpoint interval below needs the hooks
 
-max_iters = 3400  # 97.5 min on 2 cores (model_zoo/nucleiseg_default/MODEL_CARD.md)
+max_iters = 3400  # 97.5 min on 2 cores (model_zoo/nucleiseg_mrcnn/MODEL_CARD.md)
 val_interval = 1700  # half-way and at the end
 warmup_iters = 300  # linear warm-up from 1 % of the rate: AdamW's first steps are large
 train_cfg = dict(type='IterBasedTrainLoop', max_iters='{max_iters}', val_interval='{val_interval}')

@@ -1,4 +1,4 @@
-# The shipped recipe (dsb_mrcnn_cpu_mnv2.py, which model_zoo/nucleiseg_default was
+# The shipped recipe (dsb_mrcnn_cpu_mnv2.py, which model_zoo/nucleiseg_mrcnn was
 # trained with: MobileNetV2 Mask R-CNN, 'grey_dark' input, stratum-balanced
 # sampling, its augmentations, AdamW with warm-up and cosine) at smoke scale:
 # a few iterations on the bundled sample in seconds on a CPU (like detectron2's

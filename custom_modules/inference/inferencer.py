@@ -2,7 +2,7 @@
 
     from custom_modules.inference.inferencer import NucleusInferencer
     inferencer = NucleusInferencer()                      # the default shipped model
-    inferencer = NucleusInferencer('nucleiseg_default')   # a shipped model by name
+    inferencer = NucleusInferencer('nucleiseg_mrcnn')   # a shipped model by name
     inferencer = NucleusInferencer('configs/dsb_mrcnn_cpu.py', 'best.pth', tta=True)
     result = inferencer('cells.tif')[0]
     result['label_map'], result['measurements']

@@ -13,7 +13,7 @@ A model folder ``model_zoo/<name>/`` holds:
 
 The shipped models are the folders holding ``weights.safetensors`` and
 ``config.py``. An ensemble's config may name shipped models as members,
-``dict(model='nucleiseg_default', weight=0.4)``: they are resolved to that
+``dict(model='nucleiseg_mrcnn', weight=0.4)``: they are resolved to that
 folder's config and weights, in the folder beside the ensemble's.
 """
 import json
@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS_DIR = os.path.join(REPO_ROOT, 'model_zoo')
-DEFAULT_MODEL = 'nucleiseg_default'
+DEFAULT_MODEL = 'nucleiseg_mrcnn'
 WEIGHTS, CONFIG, THRESHOLDS = 'weights.safetensors', 'config.py', 'thresholds.json'
 CARD, METRICS = 'MODEL_CARD.md', 'metrics.json'
 KINDS = ('grey_dark', 'grey_bright', 'colour')
