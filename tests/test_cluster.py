@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO
 from custom_modules.inference.cluster import ClusterTileMap, ModelSpec, _larger
-from custom_modules.inference.tiling import predict_tiled, serial_map
+from custom_modules.inference.tile_join import serial_map
+from custom_modules.inference.tiling import predict_tiled
 from spots_model import SpotsModule, bright_spots
 
 sys.path.insert(0, f'{REPO}/tools')
