@@ -22,7 +22,8 @@ from mmdet.registry import MODELS
 
 import custom_modules  # noqa: F401
 from custom_modules.data.datasets import config_input_mode
-from custom_modules.data.image_io import ImageReadError, read_image_file, to_model_input
+from custom_modules.data.image_io import ImageReadError, read_image_file
+from custom_modules.data.intensity import to_model_input
 from custom_modules.inference.builder import load_weights
 from custom_modules.inference.model_zoo import load_config
 

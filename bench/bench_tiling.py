@@ -12,7 +12,7 @@ same checkpoint. ``synthetic``: a bright-discs image of the given side (tens of
 thousands of nuclei at 10,000), predicted by tiles; prints seconds per
 megapixel and the process's peak memory (run one side per process);
 ``--keep-freed`` skips handing freed heap memory back after each tile, the
-baseline of ``tiling.release_freed_memory``.
+baseline of ``tile_join.release_freed_memory``.
 """
 import argparse
 import resource
@@ -25,9 +25,10 @@ from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
 from custom_modules.data.datasets import config_input_mode
-from custom_modules.data.image_io import read_image_file, to_model_input
+from custom_modules.data.image_io import read_image_file
+from custom_modules.data.intensity import to_model_input
 from custom_modules.evaluation.metric import score_label_maps
-from custom_modules.inference import tiling
+from custom_modules.inference import tile_join
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.model_zoo import load_config
 from custom_modules.structures.label_map import gt_label_map
@@ -122,7 +123,7 @@ def run_synthetic(args, cfg):
     model = MODELS.build(predictor_cfg(cfg, tile=args.tile)).eval()
     load_weights(model, args.checkpoint)
     if args.keep_freed:
-        tiling.release_freed_memory = lambda: None
+        tile_join.release_freed_memory = lambda: None
     img, drawn = synthetic_image(args.side)
     img = to_model_input(img, config_input_mode(cfg))
     start = time.perf_counter()

@@ -40,7 +40,8 @@ from pycocotools import mask as mask_utils
 
 from custom_modules.io.atomic import check_can_write, write_all_or_nothing
 from custom_modules.io.csv_cells import csv_text
-from custom_modules.data.image_io import ImageReadError, image_kind, read_image_file, read_mask_file, to_8bit
+from custom_modules.data.image_io import ImageReadError, image_kind, read_image_file, read_mask_file
+from custom_modules.data.intensity import to_8bit
 from data_prep.classes import InputError
 from data_prep.folds import read_groups
 

@@ -7,34 +7,17 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
-from scipy import ndimage
 
 from conftest import REPO
 from custom_modules.inference.cluster import ClusterTileMap, ModelSpec, _larger
-from custom_modules.structures.label_map import LabelMapPrediction
-from custom_modules.inference.tiling import predict_tiled, serial_map
+from custom_modules.inference.tile_join import serial_map
+from custom_modules.inference.tiling import predict_tiled
+from spots_model import SpotsModule, bright_spots
 
 sys.path.insert(0, f'{REPO}/tools')
 import predict  # noqa: E402
 
 SAMPLE = sorted(glob.glob(f'{REPO}/data/sample/stage1_train/*/images/*.png'))
-
-
-def bright_spots(img):
-    label_map, num = ndimage.label(img.max(axis=2) > 127)
-    return LabelMapPrediction(label_map.astype(np.int32), np.linspace(0.9, 0.5, num),
-                              np.zeros(num, np.int64))
-
-
-class SpotsModule(torch.nn.Module):
-    """``bright_spots`` as a module a tiled model can wrap."""
-
-    def test_step(self, data):
-        raise NotImplementedError
-
-    def predict_label_map(self, img):
-        return bright_spots(img)
 
 
 class Done:

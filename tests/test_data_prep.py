@@ -95,7 +95,8 @@ def test_image_formats_grey_rgba_16bit(tmp_path):
     coco, maps = decoded(tmp_path / 'out')
     depth = {im['image_id']: (im['channels'], im['bit_depth']) for im in coco['images']}
     assert depth == {'img000': (1, 8), 'img001': (4, 8), 'img002': (3, 16)}
-    from custom_modules.data.image_io import read_image_file, to_model_input
+    from custom_modules.data.image_io import read_image_file
+    from custom_modules.data.intensity import to_model_input
     for im in coco['images']:
         x = to_model_input(read_image_file(str(tmp_path / 'src' / im['file_name'])))
         assert x.dtype == np.uint8 and x.shape == (im['height'], im['width'], 3)

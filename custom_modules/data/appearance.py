@@ -15,7 +15,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 
-from custom_modules.data.image_io import bright_background, to_model_input
+from custom_modules.data.intensity import bright_background, to_model_input
 
 Range = Tuple[float, float]
 # Ruifrok & Johnston's haematoxylin, eosin and DAB optical densities (RGB rows).
@@ -277,7 +277,7 @@ class RandomDownUp(_Appearance):
 
 @TRANSFORMS.register_module()
 class NucleusInputMode(BaseTransform):
-    """Convert a loaded 3-channel BGR image to a model input mode (``image_io``'s
+    """Convert a loaded 3-channel BGR image to a model input mode (``intensity``'s
     ``to_model_input``), so colour augmentations can run before ``grey_dark``.
 
     Args:

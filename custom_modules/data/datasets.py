@@ -12,7 +12,8 @@ from mmdet.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
-from custom_modules.data.image_io import INPUT_MODES, read_image_file, to_model_input
+from custom_modules.data.image_io import read_image_file
+from custom_modules.data.intensity import INPUT_MODES, to_model_input
 
 DEFAULT_CLASSES = ('nucleus', )
 
@@ -100,7 +101,7 @@ class NucleusDataset(CocoDataset):
 
 @TRANSFORMS.register_module()
 class LoadNucleusImage(BaseTransform):
-    """Load a DSB image as 3-channel uint8 BGR (see :mod:`image_io`).
+    """Load a DSB image as 3-channel uint8 BGR (see :mod:`~custom_modules.data.intensity`).
 
     Args:
         mode: ``'rgb'`` (colour kept) or ``'grey_dark'`` (luminance, bright

@@ -6,7 +6,7 @@ through ``zarr.open_group``; :meth:`LazyImage.read` decodes only the chunks a
 region touches. Regions come back as :func:`~custom_modules.data.image_io.read_any_image`
 gives whole images: grey ``H x W`` or channels in cv2's (B, G, R[, A]) order.
 
-The image-wide statistics of :func:`~custom_modules.data.image_io.to_model_input`
+The image-wide statistics of :func:`~custom_modules.data.intensity.to_model_input`
 (the 8-bit scaling, ``grey_dark``'s inversion and stretch) come from a bounded
 sample (:func:`read_sample`: a lower pyramid level of at most ``SAMPLE_PIXELS``
 when there is one, else an even strided read of the level) and are applied to
@@ -19,8 +19,9 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from custom_modules.data.image_header import header_shape
-from custom_modules.data.image_io import (TIFF_EXTENSIONS, ImageReadError, eight_bit_scaling,
-                                          grey_8bit, grey_dark_lut, INPUT_MODES, to_8bit)
+from custom_modules.data.image_io import TIFF_EXTENSIONS, ImageReadError
+from custom_modules.data.intensity import (INPUT_MODES, eight_bit_scaling, grey_8bit, grey_dark_lut,
+                                           to_8bit)
 
 SLIDE_PIXELS = 64_000_000  # TIFFs above this (and above a tile) are read lazily
 SAMPLE_PIXELS = 1 << 22  # the normalisation statistics come from at most this many pixels
@@ -176,11 +177,11 @@ def read_sample(image: LazyImage, max_pixels: Optional[int] = None) -> np.ndarra
 
 
 class InputScaling(NamedTuple):
-    """What :func:`~custom_modules.data.image_io.to_model_input` computes from the whole
+    """What :func:`~custom_modules.data.intensity.to_model_input` computes from the whole
     image, to be applied to each of its tiles.
 
     Attributes:
-        eight_bit: :func:`~custom_modules.data.image_io.eight_bit_scaling`'s result.
+        eight_bit: :func:`~custom_modules.data.intensity.eight_bit_scaling`'s result.
         grey_lut: ``grey_dark``'s look-up table (inversion and stretch), else ``None``.
     """
     eight_bit: Optional[Tuple[float, float, bool]]

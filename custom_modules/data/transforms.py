@@ -15,7 +15,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
-from custom_modules.data.image_io import shift_channels
+from custom_modules.data.intensity import shift_channels
 from custom_modules.structures.label_ops import masks_to_boxes
 
 

@@ -16,20 +16,24 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
   instead of a bare ``URLError``.
 
 :func:`load_checkpoint_file` and :func:`check_checkpoint_fits` turn a truncated
-file or a checkpoint of another model into one line naming the file.
+file or a checkpoint of another model into one line naming the file;
+:func:`convert_state_dict_file` is the weight converters' read, map and write.
 """
 import importlib
+import io
 import json
 import os.path as osp
 import pickle
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 import mmengine
 import numpy as np
 import torch
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from custom_modules.io.atomic import check_can_write, write_atomic
 
 OFFLINE_HINT = ('without a network, train from scratch with `--cfg-options load_from=None '
                 'model.backbone.init_cfg=None`, or point load_from at a local checkpoint '
@@ -140,6 +144,62 @@ def load_checkpoint_file(path: str, map_location='cpu', trust: Optional[bool] = 
         raise CheckpointError(f'{path}: not a checkpoint (it holds a {type(ckpt).__name__}, '
                               'not a dict)')
     return ckpt
+
+
+def load_state_dict_file(path: str) -> dict:
+    """The tensors of a weights file: a plain state dict, or a checkpoint's ``state_dict``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: naming ``path``: unreadable, or holding more than tensors.
+    """
+    refused = f'{path}: not a state dict of tensors (torch.load with weights_only refused it)'
+    try:
+        ckpt = load_checkpoint_file(path, trust=False)
+    except UnsafeCheckpointError:
+        raise CheckpointError(refused) from None
+    except CheckpointError as err:
+        if isinstance(err.__cause__, pickle.UnpicklingError):  # garbage: torch's text is long
+            raise CheckpointError(refused) from None
+        raise
+    state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{path}: expected a state dict, found {type(state).__name__}')
+    other = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if other is not None:
+        raise CheckpointError(f'{path}: not a state dict of tensors ({other!r} holds a '
+                              f'{type(state[other]).__name__})')
+    return state
+
+
+def save_state_dict(path: str, state: dict) -> None:
+    """Write ``{'state_dict': state}`` to ``path`` all-or-nothing (for ``init_cfg=Pretrained``)."""
+    buffer = io.BytesIO()
+    torch.save({'state_dict': state}, buffer)
+    write_atomic(str(path), buffer.getvalue())
+
+
+def convert_state_dict_file(src: str, dst: str, convert: Callable[[dict], dict],
+                            model: torch.nn.Module, name: str) -> dict:
+    """Map the state dict at ``src`` with ``convert`` and write it to ``dst``; return it.
+
+    Nothing is written unless ``dst`` is writable, ``convert`` returns (it refuses
+    with a ValueError) and every key and shape of the result fits ``model``
+    (``name``: the network, for messages).
+
+    Raises:
+        OSError: ``src`` missing, or ``dst`` not writable; the message names it.
+        CheckpointError: one line naming ``src``: unreadable, refused, or not fitting.
+    """
+    check_can_write([str(dst)])
+    state = load_state_dict_file(str(src))
+    try:
+        converted = convert(state)
+    except ValueError as err:
+        raise CheckpointError(f'{src}: {err}') from None
+    check_state_fits(model, converted, f'{src} (converted for {name})')
+    save_state_dict(dst, converted)
+    return converted
 
 
 def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3,

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from custom_modules.data.datasets import DEFAULT_CLASSES, config_class_names, config_input_mode
-from custom_modules.data.image_io import (DEFAULT_MAX_PIXELS, check_pixels, read_any_image,
-                                          to_model_input)
+from custom_modules.data.image_io import DEFAULT_MAX_PIXELS, check_pixels, read_any_image
+from custom_modules.data.intensity import to_model_input
 from custom_modules.evaluation.measure import measure_nuclei
 from custom_modules.inference import model_zoo
 from custom_modules.structures.label_map import LabelMapPrediction
@@ -114,7 +114,7 @@ class NucleusInferencer:
         Args:
             predictor: e.g. a model built from
                 :func:`~custom_modules.inference.builder.predictor_cfg`.
-            input_mode: how images are turned into its input (``image_io.INPUT_MODES``).
+            input_mode: how images are turned into its input (``intensity.INPUT_MODES``).
             class_names: names of its class indices.
             max_pixels: the pixel budget, as in the constructor.
         """

@@ -24,7 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from custom_modules.data.image_io import ImageReadError, check_pixels, image_name, to_model_input
+from custom_modules.data.image_io import ImageReadError, check_pixels, image_name
+from custom_modules.data.intensity import to_model_input
 from custom_modules.data.slide_io import LazyImage, input_scaling, read_sample
 from custom_modules.engine.run_settings import settings_path, settings_text
 from custom_modules.evaluation.measure import measure_nuclei
@@ -183,7 +184,7 @@ def slide_files(inferencer, path: str, page: int, out: str, settings: Dict,
         rects, cores = tile_layout(h, w, tiled.tile_size, tiled.overlap, tiled.align)
         crops = (to_model_input(image.read(y0, y1, x0, x1), mode, scaling)
                  for y0, x0, y1, x1 in rects)
-        from custom_modules.inference.tiling import join_tiles, paste_nuclei
+        from custom_modules.inference.tile_join import join_tiles, paste_nuclei
         with torch.no_grad():
             nuclei = join_tiles(tiled.module.predict_label_map, crops, rects, cores, (h, w),
                                 tiled.map_tiles)

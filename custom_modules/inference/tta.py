@@ -29,7 +29,7 @@ import numpy as np
 from mmdet.registry import MODELS
 from mmengine.model import BaseTTAModel
 
-from custom_modules.data.image_io import shift_channels
+from custom_modules.data.intensity import shift_channels
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.models.instances import apply_postprocess, make_postprocess
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction

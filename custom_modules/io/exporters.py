@@ -17,7 +17,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.measure import approximate_polygon, find_contours
 
-from custom_modules.data.image_io import ImageReadError, read_image_file, to_model_input
+from custom_modules.data.image_io import ImageReadError, read_image_file
+from custom_modules.data.intensity import to_model_input
 from custom_modules.evaluation.measure import MEASUREMENT_COLUMNS, class_name
 from custom_modules.io.csv_cells import csv_text, safe_cell
 from custom_modules.structures.label_map import LabelMapPrediction

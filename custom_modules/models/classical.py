@@ -23,7 +23,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 from skimage.segmentation import relabel_sequential, watershed
 
-from custom_modules.data.image_io import bright_background, to_8bit
+from custom_modules.data.intensity import bright_background, to_8bit
 from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.structures.predictor import Shape, at_shape, predict_batch
 

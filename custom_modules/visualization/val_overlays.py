@@ -16,7 +16,8 @@ from mmengine.hooks import Hook
 from mmengine.visualization import LocalVisBackend
 from mmdet.registry import HOOKS
 
-from custom_modules.data.image_io import read_image_file, to_model_input
+from custom_modules.data.image_io import read_image_file
+from custom_modules.data.intensity import to_model_input
 from custom_modules.structures.label_map import from_sample, gt_label_map
 from custom_modules.visualization.overlay import draw_overlay
 
