@@ -162,12 +162,6 @@ class LazyImage:
         self.close()
 
 
-def _no_level(path: str, level: int) -> None:
-    if level:
-        raise ImageReadError(f'{path}: has 1 pyramid level, --level {level} asked for '
-                             '(levels count from 0)')
-
-
 class DecodedImage:
     """An image file without random access (PNG, JPEG, BMP...), decoded once into its raw
     array and read region by region as :class:`LazyImage` reads a TIFF (a context manager).
@@ -186,7 +180,9 @@ class DecodedImage:
 
     def __init__(self, path: str, page: int = 0, level: int = 0,
                  max_pixels: Optional[int] = None) -> None:
-        _no_level(path, level)
+        if level:
+            raise ImageReadError(f'{path}: has 1 pyramid level, --level {level} asked for '
+                                 '(levels count from 0)')
         self.path, self.page, self.level = path, page, level
         image = read_any_image(path, page, max_pixels)
         self._image = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
