@@ -18,14 +18,14 @@ image's files: images whose outputs exist with the same settings are skipped
 --list-models lists them with their scores) or any config and checkpoint.
 --workers N predicts on a local Dask cluster of N processes, --scheduler on an
 existing one (each image a task; a larger image's tiles one task each): the
-files are the same as in this process. Whole-slide images (TIFFs above 64 Mpx,
-OME-Zarr folders, --level L of a pyramid, every TIFF larger than a tile with
---whole-slide) are read tile by tile; their labels: DIR/labels/<name>.ome.zarr. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
+files are the same as in this process. Whole-slide images (any image above 64
+Mpx, OME-Zarr folders, --level L of a pyramid, every image larger than a tile
+with --whole-slide) are predicted tile by tile (TIFF and OME-Zarr read tile by
+tile, other formats decoded once); their labels: DIR/labels/<name>.ome.zarr. Exit code 0, 1 when an image failed (the others are still done), 2 for bad
 arguments (every output path and option is checked before the model is built).
 """
 import json
 import os
-import shutil
 import sys
 from collections import Counter
 
@@ -37,8 +37,8 @@ from custom_modules.engine.run_settings import make_settings, settings_change, s
 from custom_modules.inference.model_zoo import ModelZooError, models_table
 from custom_modules.inference.predict_args import check_args, parse_args
 from custom_modules.data.slide_io import SlideOptions, is_zarr
-from custom_modules.inference.prediction_files import label_images, output_paths, render_image
-from custom_modules.io.ome_zarr import PlacedFolder
+from custom_modules.inference.prediction_files import (output_paths, render_image,
+                                                       write_image_files)
 from custom_modules.io.atomic import write_all_or_nothing
 from custom_modules.io.exporters import coco_results, join_csv_texts, read_saved_prediction
 from custom_modules.io.submission import submission_csv
@@ -76,15 +76,6 @@ def rerun_reason(path, args, settings):
         return False, None
     reason = settings_change(settings_path(args.out, name), settings)
     return reason is None, reason
-
-
-def write_image_files(out, path, files, args):
-    """Write one image's files all or none; drop its label image of the other format."""
-    stale = [p for p in label_images(out, image_name(path)) if p not in files]
-    write_all_or_nothing({p: data for p, data in files.items()
-                          if not isinstance(data, PlacedFolder)})  # a slide's: in place
-    for labels in stale:  # another format (.png/.tif/.ome.zarr)
-        shutil.rmtree(labels) if os.path.isdir(labels) else os.remove(labels)
 
 
 def predicted_files(inferencer, paths, args, settings, progress):
@@ -168,7 +159,7 @@ def main(argv=None, inferencer=None):
             try:
                 if isinstance(files, Exception):
                     raise files
-                write_image_files(args.out, path, files, args)
+                write_image_files(args.out, path, files)
                 done.append(path)
                 if todo[path]:
                     redone[todo[path]] += 1

@@ -121,7 +121,8 @@ def budget_message(name: str, size: str, pixels: int, max_pixels: int) -> str:
     """One line: the image's size against the budget, and the way to raise it."""
     return (f'{name}: {size} = {pixels / 1e6:,.1f} Mpx exceeds the pixel budget of '
             f'{max_pixels / 1e6:,.1f} Mpx (--max-pixels; predicting takes ~'
-            f'{BYTES_PER_PIXEL} bytes of memory per pixel)')
+            f'{BYTES_PER_PIXEL} bytes of memory per pixel up to 64 Mpx, then a PNG, JPEG or '
+            "BMP's decoded pixels, a TIFF's tiles)")
 
 
 BYTES_PER_PIXEL = 16  # measured: see DEFAULT_MAX_PIXELS in image_io

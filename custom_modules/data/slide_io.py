@@ -11,6 +11,12 @@ The image-wide statistics of :func:`~custom_modules.data.intensity.to_model_inpu
 sample (:func:`read_sample`: a lower pyramid level of at most ``SAMPLE_PIXELS``
 when there is one, else an even strided read of the level) and are applied to
 every tile (:func:`input_scaling`).
+
+Other formats (PNG, JPEG, BMP...) have no random access: a large one is decoded
+once into its raw integer array (:class:`DecodedImage`: 1-3 bytes per pixel
+for 8 bits, unavoidable) and then served region by region like a TIFF, so
+that its normalisation and everything after it happen tile by tile
+(:func:`open_slide` picks the reader).
 """
 import math
 import os
@@ -19,11 +25,11 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from custom_modules.data.image_header import header_shape
-from custom_modules.data.image_io import TIFF_EXTENSIONS, ImageReadError
+from custom_modules.data.image_io import TIFF_EXTENSIONS, ImageReadError, read_any_image
 from custom_modules.data.intensity import (INPUT_MODES, eight_bit_scaling, grey_8bit, grey_dark_lut,
                                            to_8bit)
 
-SLIDE_PIXELS = 64_000_000  # TIFFs above this (and above a tile) are read lazily
+SLIDE_PIXELS = 64_000_000  # images above this (and above a tile) are predicted tile by tile
 SAMPLE_PIXELS = 1 << 22  # the normalisation statistics come from at most this many pixels
 
 
@@ -37,7 +43,7 @@ class SlideOptions(NamedTuple):
 
     Attributes:
         level: the pyramid level (0: full resolution).
-        force: read every TIFF larger than a tile lazily, whatever its size.
+        force: predict every image larger than a tile tile by tile, whatever its size.
     """
     level: int = 0
     force: bool = False
@@ -156,6 +162,60 @@ class LazyImage:
         self.close()
 
 
+class DecodedImage:
+    """An image file without random access (PNG, JPEG, BMP...), decoded once into its raw
+    array and read region by region as :class:`LazyImage` reads a TIFF (a context manager).
+
+    The decoded pixels are held as stored (1 byte per pixel and channel for 8
+    bits, 2 for 16); :meth:`read` copies a region, so that the normalisation
+    and everything after it take memory per tile, not per image.
+
+    Args:
+        path: the image file.
+        page: its page (0: these formats have one).
+        level: the pyramid level (0: these formats have one).
+        max_pixels: refuse an image whose header says it has more pixels,
+            before decoding it (``None`` or 0: no budget).
+    """
+
+    def __init__(self, path: str, page: int = 0, level: int = 0,
+                 max_pixels: Optional[int] = None) -> None:
+        if level:
+            raise ImageReadError(f'{path}: has 1 pyramid level, --level {level} asked for '
+                                 '(levels count from 0)')
+        self.path, self.page, self.level = path, page, level
+        image = read_any_image(path, page, max_pixels)
+        self._image = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+        self.shape, self.dtype = self._image.shape, self._image.dtype
+        self.levels = [self.shape[:2]]
+        self.channels = self.shape[2] if len(self.shape) == 3 else 1
+
+    def read(self, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
+        """A copy of the region ``[y0:y1:step, x0:x1:step]``."""
+        return np.array(self._image[y0:y1:step, x0:x1:step])
+
+    def close(self) -> None:
+        self._image = None
+
+    def __enter__(self) -> 'DecodedImage':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_slide(path: str, page: int = 0, level: int = 0, max_pixels: Optional[int] = None):
+    """The region reader of a whole-slide image: a :class:`LazyImage` for a TIFF or an
+    OME-Zarr, a :class:`DecodedImage` (decoded once, budget checked before) for others.
+
+    ``max_pixels`` is checked here only for a decoded image (from its header); the
+    caller checks a lazy one's shape.
+    """
+    if is_zarr(path) or os.path.splitext(path)[1].lower() in TIFF_EXTENSIONS:
+        return LazyImage(path, page, level)
+    return DecodedImage(path, page, level, max_pixels)
+
+
 def read_sample(image: LazyImage, max_pixels: Optional[int] = None) -> np.ndarray:
     """An even sample of ``image`` of at most about ``max_pixels`` (default
     ``SAMPLE_PIXELS``) pixels.
@@ -211,13 +271,12 @@ def image_shape(path: str, page: int = 0, level: int = 0) -> Optional[Tuple[int,
 
 
 def is_whole_slide(path: str, page: int, options: SlideOptions, tiles) -> bool:
-    """Whether ``path`` is read lazily: an OME-Zarr, a pyramid level above 0, or a TIFF
-    that ``tiles(h, w)`` cuts in tiles and that has more than ``SLIDE_PIXELS`` pixels
-    (any size with ``options.force``)."""
+    """Whether ``path`` is predicted tile by tile (:func:`open_slide`): an OME-Zarr, a
+    pyramid level above 0, or an image file (any format) that ``tiles(h, w)`` cuts in
+    tiles and that has more than ``SLIDE_PIXELS`` pixels (any size with
+    ``options.force``), from its header."""
     if is_zarr(path) or options.level:
         return True
-    if os.path.splitext(path)[1].lower() not in TIFF_EXTENSIONS:
-        return False
     shape = header_shape(path, page)
     if not shape or len(shape) != 2:
         return False

@@ -6,6 +6,7 @@
     inferencer = NucleusInferencer('configs/dsb_mrcnn_cpu.py', 'best.pth', tta=True)
     result = inferencer('cells.tif')[0]
     result['label_map'], result['measurements']
+    inferencer.predict_to_folder('scan.ome.tif', 'results', level=1)  # tools/predict.py's files
 
 Nothing is downloaded: the model is a local config and checkpoint, or a shipped
 model's folder (``custom_modules/inference/model_zoo.py``).
@@ -156,6 +157,30 @@ class NucleusInferencer:
         """The nucleus diameter the last prediction used (NaN without rescaling)."""
         estimate = getattr(self.predictor, 'last_estimate', None)
         return float('nan') if estimate is None else float(estimate.diameter)
+
+    def predict_to_folder(self, path: str, out: str, page: int = 0, level: int = 0,
+                          whole_slide: bool = False, imagej_roi: bool = False,
+                          geojson: bool = False) -> List[str]:
+        """Predict one image file and write, all or none, the files ``tools/predict.py``
+        writes for it under ``out`` (by the same function); return their paths.
+
+        A whole-slide image (an OME-Zarr, any image above 64 Mpx, a pyramid
+        ``level`` above 0, any image larger than a tile with ``whole_slide``:
+        ``--level``, ``--whole-slide``) is predicted tile by tile into
+        ``out/labels/NAME.ome.zarr``, never whole in memory.
+        """
+        from custom_modules.data.slide_io import SlideOptions
+        from custom_modules.engine.run_settings import make_settings
+        from custom_modules.inference.prediction_files import render_image, write_image_files
+        options = dict(page=page)
+        if self.spec is not None:
+            options.update(tta=self.spec.tta, tile=self.spec.tile, diameter=self.spec.diameter)
+        options.update({k: v for k, v in (('level', level), ('whole_slide', whole_slide)) if v})
+        settings = make_settings(self.config_path, self.weights_path, options)
+        files = render_image(self, os.fspath(path), page, os.fspath(out), settings, imagej_roi,
+                             geojson, slide=SlideOptions(level, whole_slide))
+        write_image_files(os.fspath(out), os.fspath(path), files)
+        return list(files)
 
     def __call__(self, inputs: Union[Input, List[Input]], page: int = 0,
                  client=None) -> List[Dict]:

@@ -38,8 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='pyramid level of a whole-slide OME-TIFF or OME-Zarr (0: full '
                         'resolution); read lazily, tile by tile')
     parser.add_argument('--whole-slide', action='store_true',
-                        help='read every TIFF larger than a tile lazily, tile by tile, with an '
-                        'OME-Zarr label image (default: TIFFs above 64 Mpx, and OME-Zarr input)')
+                        help='predict every image larger than a tile tile by tile, with an '
+                        'OME-Zarr label image (default: images above 64 Mpx, and OME-Zarr '
+                        'input)')
     parser.add_argument('--device', default='cpu', help="torch device (default 'cpu')")
     parser.add_argument('--submission', action='store_true', help='write DIR/submission.csv')
     parser.add_argument('--coco-json', action='store_true', help='write DIR/coco_results.json')
@@ -48,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true', help='redo images whose outputs exist')
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger images, from their header before decoding (memory: '
-                        f'~16 bytes per pixel; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
+                        '~16 bytes per pixel up to 64 Mpx, then the decoded pixels of a PNG, '
+                        f'JPEG or BMP; 0: no limit; default {DEFAULT_MAX_PIXELS:,})')
     parser.add_argument('--workers', type=int, default=0,
                         help='predict on a local Dask cluster of N worker processes')
     parser.add_argument('--scheduler', help='predict on the Dask cluster at this address '

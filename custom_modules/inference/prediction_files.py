@@ -6,6 +6,7 @@ in-process path writes, byte for byte; the caller writes them all or none
 (:func:`~custom_modules.io.atomic.write_all_or_nothing`).
 """
 import os
+import shutil
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -14,6 +15,8 @@ from custom_modules.io.exporters import (geojson_text, label_image, measurements
                         overlay_png, roi_zip)
 from custom_modules.data.image_io import image_name, read_any_image
 from custom_modules.data.slide_io import SlideOptions, is_whole_slide
+from custom_modules.io.atomic import write_all_or_nothing
+from custom_modules.io.ome_zarr import PlacedFolder
 from custom_modules.structures.label_map import LabelMapPrediction
 from custom_modules.engine.run_settings import settings_path, settings_text
 
@@ -89,3 +92,13 @@ def render_image(inferencer, path: str, page: int, out: str, settings: Dict,
     result = inferencer.predict(image, path)
     return image_files(out, image_name(path), image, result, settings, inferencer.class_names,
                        imagej_roi, geojson)
+
+
+def write_image_files(out: str, path: str, files: Dict[str, object]) -> None:
+    """Write one image's files (:func:`render_image`'s) all or none; drop its label
+    image of another format (.png/.tif/.ome.zarr)."""
+    stale = [p for p in label_images(out, image_name(path)) if p not in files]
+    write_all_or_nothing({p: data for p, data in files.items()
+                          if not isinstance(data, PlacedFolder)})  # a slide's: in place
+    for labels in stale:
+        shutil.rmtree(labels) if os.path.isdir(labels) else os.remove(labels)

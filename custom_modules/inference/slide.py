@@ -3,8 +3,9 @@
 For a whole-slide image (:func:`~custom_modules.data.slide_io.is_whole_slide`)
 nothing of the size of the image is held in memory:
 
-- each tile is read from the file (:class:`~custom_modules.data.slide_io.LazyImage`)
-  and normalised with statistics of a bounded sample of the slide
+- each tile is read from the file (:class:`~custom_modules.data.slide_io.LazyImage`;
+  a PNG, JPEG, BMP... is decoded once into its raw array and read from it:
+  :class:`~custom_modules.data.slide_io.DecodedImage`) and normalised with statistics of a bounded sample of the slide
   (:func:`~custom_modules.data.slide_io.input_scaling`), then predicted here or
   on a Dask worker (the model's ``map_tiles``);
 - the tiles are joined by the code of :func:`~custom_modules.inference.tiling.predict_tiled`
@@ -16,7 +17,8 @@ nothing of the size of the image is held in memory:
   (GeoJSON, ImageJ ROIs) are computed block by block on the nuclei's boxes, and
   the overlay is drawn at most ``OVERLAY_SIDE`` px on its longer side.
 
-Memory: a tile, the nuclei's mask crops (as ``predict_tiled``), a block.
+Memory: a tile, the nuclei's mask crops (as ``predict_tiled``), a block (and the
+raw decoded pixels of a format without random access).
 """
 import mmap
 import os
@@ -26,7 +28,7 @@ import numpy as np
 
 from custom_modules.data.image_io import ImageReadError, check_pixels, image_name
 from custom_modules.data.intensity import to_model_input
-from custom_modules.data.slide_io import LazyImage, input_scaling, read_sample
+from custom_modules.data.slide_io import LazyImage, input_scaling, open_slide, read_sample
 from custom_modules.engine.run_settings import settings_path, settings_text
 from custom_modules.evaluation.measure import measure_nuclei
 from custom_modules.io.atomic import remove_stale_temps
@@ -176,7 +178,7 @@ def slide_files(inferencer, path: str, page: int, out: str, settings: Dict,
     name, mode = image_name(path), inferencer.input_mode
     budget = inferencer.max_pixels if max_pixels is None else max_pixels
     labels_dir = f'{out}/labels'
-    with LazyImage(path, page, level) as image:
+    with open_slide(path, page, level, budget) as image:
         h, w = image.shape[:2]
         check_pixels(path, f'{w} x {h}', h * w, budget)
         scaling = input_scaling(read_sample(image), mode)
