@@ -105,23 +105,6 @@ def test_given_diameter_rescales_without_probing():
     assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
 
 
-@pytest.mark.parametrize('diameter, factor', [(8.0, 3.0), (9.0, 2.0), (4.0, 4.0), (1.0, 4.0),
-                                              (16.0, 1.0), (44.0, 0.5)])
-def test_enlargements_are_whole(diameter, factor):
-    assert rescale_factor(diameter, keep_range=None) == factor
-
-
-def test_small_nuclei_come_back_by_block_majority():
-    img, truth = discs((150, 150), 4, 18)  # 8-9 px nuclei: enlarged 3x to about 25 px
-    net = SizeBlindNet()
-    pred = NucleusRescaledModel(module=net, diameter=8.0).predict_label_map(img)
-    assert net.calls == [(450, 450)]
-    assert pred.label_map.shape == truth.shape and len(pred) == truth.max()
-    # the enlarged discs' outlines come back with the truth's pixels (a nearest-neighbour
-    # sample of the 3x map moves edges by a pixel)
-    assert score_label_maps(truth, pred.label_map).mean() > 0.9
-
-
 def test_training_size_images_are_predicted_unchanged():
     img, _ = discs((256, 256), 11, 52)
     net = SizeBlindNet()

@@ -23,7 +23,6 @@ from mmengine.model import BaseTTAModel
 
 from custom_modules.inference.tiling import NucleusTiledModel
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction
-from custom_modules.structures.label_ops import block_majority
 from custom_modules.structures.predictor import Shape, at_shape, innermost, predict_batch
 
 # Images are rescaled to this diameter: inside the training range, a little above the
@@ -115,18 +114,12 @@ def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_
 def rescale_factor(diameter: float, train_diameter: float = TRAIN_DIAMETER,
                    keep_range: Optional[Sequence[float]] = KEEP_RANGE,
                    factor_range: Sequence[float] = (0.125, 4.0)) -> float:
-    """The resize factor that brings ``diameter`` to ``train_diameter`` (1 inside ``keep_range``).
-
-    Enlargements are by a whole factor (the nearest; 1 below 1.5), so that the label
-    map comes back by a majority over each block (:func:`block_majority`) rather than by
-    sampling one pixel of it: a nucleus of 9 px gains or loses a pixel at its edge.
-    """
+    """The resize factor that brings ``diameter`` to ``train_diameter`` (1 inside ``keep_range``)."""
     if not np.isfinite(diameter) or diameter <= 0:
         return 1.0
     if keep_range is not None and keep_range[0] <= diameter <= keep_range[1]:
         return 1.0
-    factor = float(np.clip(train_diameter / diameter, *factor_range))
-    return float(max(1, min(round(factor), int(factor_range[1])))) if factor > 1 else factor
+    return float(np.clip(train_diameter / diameter, *factor_range))
 
 
 def parse_diameter(value: Union[str, float, None]) -> Union[str, float, None]:
@@ -229,12 +222,7 @@ class NucleusRescaledModel(BaseTTAModel):
                 return pred
             min_area = getattr(getattr(net, 'postprocess', None), 'min_area', 0)
             return filter_prediction(pred, 0.0, int(np.ceil(min_area / factor ** 2)))
-        pred = self.module.predict_label_map(scaled, raw=raw)
-        if not raw and scaled.shape[:2] == (img.shape[0] * factor, img.shape[1] * factor):
-            # a whole enlargement: each block of the map back to one pixel, by majority
-            pred = filter_prediction(pred.replace(
-                label_map=block_majority(pred.label_map, int(factor))))
-        return at_shape(pred, target)
+        return at_shape(self.module.predict_label_map(scaled, raw=raw), target)
 
     def test_step(self, data: dict) -> list:
         return predict_batch(self, data)

@@ -103,34 +103,6 @@ def dilate_label_map(label_map: np.ndarray, radius: int) -> np.ndarray:
     return np.where(label_map == 0, grown, label_map)
 
 
-def block_majority(label_map: np.ndarray, k: int, rows: int = 256) -> np.ndarray:
-    """``label_map`` shrunk ``k`` times: each ``k x k`` block becomes its most frequent label.
-
-    Background counts as a label, so a block goes to a nucleus when the nucleus
-    covers more of it than the background and any other nucleus do (ties: the
-    first such pixel in the block, row by row). The inverse of an exact ``k``-times
-    enlargement (``cv2.resize`` to ``k`` times the size: pixel centres aligned).
-
-    Args:
-        label_map: ``kH x kW`` labels (any extra rows and columns are dropped).
-        k: the whole shrink factor (1: unchanged).
-        rows: output rows computed at a time (memory: ``rows x W x k^4`` booleans).
-    """
-    if k == 1:
-        return label_map
-    h, w = label_map.shape[0] // k, label_map.shape[1] // k
-    out = np.empty((h, w), label_map.dtype)
-    for top in range(0, h, rows):
-        bottom = min(h, top + rows)
-        blocks = (label_map[top * k:bottom * k, :w * k]
-                  .reshape(bottom - top, k, w, k).transpose(0, 2, 1, 3)
-                  .reshape(bottom - top, w, k * k))
-        counts = (blocks[..., :, None] == blocks[..., None, :]).sum(-1)
-        pick = counts.argmax(-1)
-        out[top:bottom] = np.take_along_axis(blocks, pick[..., None], -1)[..., 0]
-    return out
-
-
 def label_map_to_masks(label_map: np.ndarray, num: Optional[int] = None) -> np.ndarray:
     """``K x H x W`` boolean masks from a label map with labels 1..K."""
     num = int(label_map.max()) if num is None else num
