@@ -23,7 +23,8 @@ from typing import Dict, List, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS_DIR = os.path.join(REPO_ROOT, 'model_zoo')
-DEFAULT_MODEL = 'nucleiseg_mrcnn'
+# The best fold-0 score among models within 3x the Mask R-CNN's time (README, "Which model").
+DEFAULT_MODEL = 'nucleiseg_ensemble'
 WEIGHTS, CONFIG, THRESHOLDS = 'weights.safetensors', 'config.py', 'thresholds.json'
 CARD, METRICS = 'MODEL_CARD.md', 'metrics.json'
 KINDS = ('grey_dark', 'grey_bright', 'colour')
