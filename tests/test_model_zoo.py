@@ -62,21 +62,28 @@ def test_the_default_model_loads_without_unpickling(monkeypatch):
         torch.load(os.path.join(DEFAULT, 'weights.safetensors'))
 
 
-@needs_default
-def test_the_default_models_thresholds_come_from_its_json():
-    with open(os.path.join(DEFAULT, 'thresholds.json')) as f:
+@pytest.mark.parametrize('name', model_zoo.list_models())
+def test_every_shipped_models_thresholds_come_from_its_json(name):
+    folder = model_zoo.model_folder(name)
+    with open(os.path.join(folder, 'thresholds.json')) as f:
         settings = json.load(f)['settings']
-    cfg = load_config(os.path.join(DEFAULT, 'config.py'))
+    cfg = load_config(os.path.join(folder, 'config.py'))
     for key, value in settings.items():
         node = cfg
         for part in key.split('.'):
             node = node[part]
         assert node == value, key
+    assert model_zoo.folder_size_mb(folder) < 40
+
+
+@pytest.mark.skipif('nucleiseg_mrcnn' not in model_zoo.list_models(), reason='no nucleiseg_mrcnn')
+def test_the_mask_rcnns_tuned_thresholds_reach_the_network():
+    cfg = load_config(os.path.join(model_zoo.model_folder('nucleiseg_mrcnn'), 'config.py'))
     assert cfg.model.test_cfg.rcnn.score_thr == 0.9 and cfg.model.postprocess.min_area == 30
-    net = innermost(NucleusInferencer().predictor)
+    net = innermost(NucleusInferencer('nucleiseg_mrcnn').predictor)
     assert net.thresholds.score.tolist() == [0.9] and net.thresholds.mask.tolist() == [0.45]
     assert net.postprocess.min_area == 30
-    assert 40 > model_zoo.folder_size_mb(DEFAULT) > 1
+    assert 40 > model_zoo.folder_size_mb(model_zoo.model_folder('nucleiseg_mrcnn')) > 1
 
 
 def test_publish_round_trip(tmp_path, capsys):
@@ -169,9 +176,12 @@ def test_list_models(capsys):
     assert predict.main(['--list-models']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ['model', 'default', 'fold-0']
-    row = next(line.split() for line in lines if line.startswith(model_zoo.DEFAULT_MODEL))
-    assert row[1:6] == ['yes', '0.5424', '0.5929', '0.4874', '0.3181']
-    assert 1 < float(row[-2]) < 40  # MB, before the date
+    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    assert rows[model_zoo.DEFAULT_MODEL][1] == 'yes'
+    assert sum(row[1] == 'yes' for row in rows.values()) == 1
+    if 'nucleiseg_mrcnn' in rows:
+        assert rows['nucleiseg_mrcnn'][1:5] == ['0.5424', '0.5929', '0.4874', '0.3181']
+        assert 1 < float(rows['nucleiseg_mrcnn'][-2]) < 40  # MB, before the date
 
 
 def test_an_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
