@@ -65,8 +65,9 @@ def test_every_shipped_model_scores_the_sample(name):
 def test_a_wrong_normalisation_would_fail_the_check():
     from custom_modules.structures.predictor import innermost
     inferencer = NucleusInferencer()
-    preprocessor = innermost(inferencer.predictor).data_preprocessor
-    preprocessor.mean.zero_()  # raw 0..255 pixels: a pipeline that forgot to normalise
-    preprocessor.std.fill_(1.0)
+    model = innermost(inferencer.predictor)
+    for net in [innermost(m) for m in getattr(model, 'members', [model])]:  # an ensemble's too
+        net.data_preprocessor.mean.zero_()  # raw 0..255 pixels: a pipeline that forgot to
+        net.data_preprocessor.std.fill_(1.0)  # normalise
     recorded = model_zoo.read_metrics(osp.join(model_zoo.MODELS_DIR, model_zoo.DEFAULT_MODEL))
     assert sample_score(inferencer) < recorded['sample']['score'] - SAMPLE_TOLERANCE
