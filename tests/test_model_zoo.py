@@ -12,6 +12,7 @@ from mmengine.config import Config
 from safetensors.torch import load_file, save
 
 from conftest import REPO
+from custom_modules.engine.run_settings import make_settings
 from custom_modules.inference import model_zoo
 from custom_modules.inference.inferencer import NucleusInferencer
 from custom_modules.inference.model_zoo import load_config
@@ -166,6 +167,16 @@ def test_an_ensemble_names_shipped_models_as_members(tmp_path):
     assert second.thresholds.score.tolist() == [0.05]  # b's own thresholds.json
     assert not torch.equal(first.state_dict()['rpn_head.rpn_cls.weight'],
                            second.state_dict()['rpn_head.rpn_cls.weight'])
+    # a rerun record covers every file the ensemble reads, so an edited member is redone
+    files = model_zoo.loaded_files(str(ens / 'config.py'))
+    assert files == sorted(str(tmp_path / 'models' / n / f) for n, f in [
+        ('ens', 'thresholds.json')] + [(n, f) for n in 'ab' for f in (
+            'config.py', 'weights.safetensors', 'thresholds.json')])
+    before = make_settings(str(ens / 'config.py'), str(ens / 'weights.safetensors'), {}, files)
+    (tmp_path / 'models' / 'a' / 'thresholds.json').write_text(model_zoo.thresholds_json(
+        {'model.test_cfg.rcnn.score_thr': 0.3}))
+    after = make_settings(str(ens / 'config.py'), str(ens / 'weights.safetensors'), {}, files)
+    assert before != after and before['weights_sha256'] == after['weights_sha256']
     (ens / 'config.py').write_text((ens / 'config.py').read_text().replace("'b'", "'nope'"))
     with pytest.raises(ValueError, match="ensemble member nope: no such shipped model"):
         load_config(str(ens / 'config.py'))

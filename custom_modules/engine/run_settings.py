@@ -9,7 +9,7 @@ the summary says why (:func:`settings_change`).
 import hashlib
 import json
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 SETTINGS_FOLDER = 'run_settings'
 SETTINGS_VERSION = 1
@@ -26,7 +26,8 @@ def file_sha256(path: Optional[str]) -> Optional[str]:
     return digest.hexdigest()
 
 
-def make_settings(config: Optional[str], weights: Optional[str], options: Dict) -> Dict:
+def make_settings(config: Optional[str], weights: Optional[str], options: Dict,
+                  model_files: Sequence[str] = ()) -> Dict:
     """The settings of a run.
 
     Args:
@@ -34,12 +35,16 @@ def make_settings(config: Optional[str], weights: Optional[str], options: Dict) 
         weights: the weights file (None: as ``config``).
         options: every option that changes the result, ``{name: value}``
             (JSON scalars); a new option joins by adding its key.
+        model_files: other files the model reads (a shipped model's
+            thresholds.json, an ensemble's members): recorded by content.
     """
     settings = dict(version=SETTINGS_VERSION,
                     config=os.path.abspath(config) if config else None,
                     config_sha256=file_sha256(config),
                     weights=os.path.abspath(weights) if weights else None,
                     weights_sha256=file_sha256(weights))
+    if model_files:
+        settings['model_files_sha256'] = {os.path.abspath(f): file_sha256(f) for f in model_files}
     settings.update(options)
     return settings
 

@@ -176,7 +176,8 @@ class NucleusInferencer:
         if self.spec is not None:
             options.update(tta=self.spec.tta, tile=self.spec.tile, diameter=self.spec.diameter)
         options.update({k: v for k, v in (('level', level), ('whole_slide', whole_slide)) if v})
-        settings = make_settings(self.config_path, self.weights_path, options)
+        settings = make_settings(self.config_path, self.weights_path, options,
+                                 model_zoo.loaded_files(self.config_path))
         files = render_image(self, os.fspath(path), page, os.fspath(out), settings, imagej_roi,
                              geojson, slide=SlideOptions(level, whole_slide))
         write_image_files(os.fspath(out), os.fspath(path), files)

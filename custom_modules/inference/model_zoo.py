@@ -156,6 +156,19 @@ def prepare_config(cfg, path: str):
     return cfg
 
 
+def loaded_files(config_path: Optional[str]) -> List[str]:
+    """Files the model of ``config_path`` reads besides it and its weights: the
+    ``thresholds.json`` beside it and each ensemble member's config, weights and theirs."""
+    if not config_path:
+        return []
+    files = [os.path.join(os.path.dirname(config_path), THRESHOLDS)]
+    model = load_config(config_path).get('model', None)
+    for member in (model.get('members', None) if isinstance(model, dict) else None) or []:
+        if 'config' in member:
+            files += [member['config'], member['checkpoint'], *loaded_files(member['config'])]
+    return sorted({os.path.abspath(f) for f in files if os.path.isfile(f)})
+
+
 def load_safetensors(net, path: str) -> dict:
     """Load ``weights.safetensors`` into ``net`` (a built model), refusing one that does not fit.
 
