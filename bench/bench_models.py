@@ -138,7 +138,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     results = {model: speed for model, (speed, _) in timed.items()}
     base = results[models[0]]
     print(f'{"model":28}' + ''.join(f'{f"{s} 1 view":>12}{f"{s} TTA":>10}{"TTA/1":>7}'
-                                    for s in args.sizes) + f'{"peak MiB":>10}  (ratio to {models[0]})')
+                                    for s in args.sizes)
+          + f'{"peak MiB":>10}  (ratio to {models[0]})')
     for model, speed in results.items():
         cells = ''
         for s in map(str, args.sizes):

@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from custom_modules.data.image_io import ImageReadError, image_name
 from custom_modules.engine.cli_checks import input_problem
-from custom_modules.engine.run_settings import make_settings, settings_change, settings_path
-from custom_modules.inference.model_zoo import ModelZooError, loaded_files, models_table
+from custom_modules.engine.run_settings import settings_change, settings_path
+from custom_modules.inference.model_zoo import ModelZooError, models_table
 from custom_modules.inference.predict_args import check_args, parse_args
 from custom_modules.data.slide_io import SlideOptions, is_zarr
 from custom_modules.inference.prediction_files import (output_paths, render_image,
@@ -64,8 +64,7 @@ def run_settings(args, inferencer):
     """The settings recorded with each image's files: the model and RESULT_OPTIONS."""
     options = {name: getattr(args, name) for name in RESULT_OPTIONS}
     options.update({name: getattr(args, name) for name in SLIDE_OPTIONS if getattr(args, name)})
-    return make_settings(inferencer.config_path, inferencer.weights_path, options,
-                         loaded_files(inferencer.config_path))
+    return inferencer.run_settings(options)
 
 
 def rerun_reason(path, args, settings):

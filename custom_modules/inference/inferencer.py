@@ -158,6 +158,13 @@ class NucleusInferencer:
         estimate = getattr(self.predictor, 'last_estimate', None)
         return float('nan') if estimate is None else float(estimate.diameter)
 
+    def run_settings(self, options: Dict) -> Dict:
+        """What made an image's files (recorded beside them): this model's config, weights
+        and every other file it reads (:func:`model_zoo.loaded_files`), and ``options``."""
+        from custom_modules.engine.run_settings import make_settings
+        return make_settings(self.config_path, self.weights_path, options,
+                             model_zoo.loaded_files(self.config_path))
+
     def predict_to_folder(self, path: str, out: str, page: int = 0, level: int = 0,
                           whole_slide: bool = False, imagej_roi: bool = False,
                           geojson: bool = False) -> List[str]:
@@ -170,14 +177,12 @@ class NucleusInferencer:
         ``out/labels/NAME.ome.zarr``, never whole in memory.
         """
         from custom_modules.data.slide_io import SlideOptions
-        from custom_modules.engine.run_settings import make_settings
         from custom_modules.inference.prediction_files import render_image, write_image_files
         options = dict(page=page)
         if self.spec is not None:
             options.update(tta=self.spec.tta, tile=self.spec.tile, diameter=self.spec.diameter)
         options.update({k: v for k, v in (('level', level), ('whole_slide', whole_slide)) if v})
-        settings = make_settings(self.config_path, self.weights_path, options,
-                                 model_zoo.loaded_files(self.config_path))
+        settings = self.run_settings(options)
         files = render_image(self, os.fspath(path), page, os.fspath(out), settings, imagej_roi,
                              geojson, slide=SlideOptions(level, whole_slide))
         write_image_files(os.fspath(out), os.fspath(path), files)
