@@ -228,3 +228,14 @@ def test_inferencer_with_a_real_config(tmp_path, smoke_checkpoints):
     code = predict.main([str(tmp_path / 'a.png'), '--out', str(tmp_path / 'out'),
                          '--config', SMOKE, '--checkpoint', str(ckpt), '--tile', '0'])
     assert code == 0 and (tmp_path / 'out' / 'labels' / 'a.png').is_file()
+
+
+def test_a_folder_written_from_python_is_not_redone_by_the_tool(tmp_path, capsys):
+    """predict_to_folder and tools/predict.py record the same settings ('20' and 20 alike),
+    so the tool skips what Python wrote with the same model and options."""
+    cv2.imwrite(str(tmp_path / 'a.png'), spots((48, 40), [(20, 20)]))
+    inferencer = NucleusInferencer('nucleiseg_unet', diameter='20')
+    inferencer.predict_to_folder(tmp_path / 'a.png', tmp_path / 'out')
+    code = predict.main([str(tmp_path / 'a.png'), '--out', str(tmp_path / 'out'),
+                         '--model', 'nucleiseg_unet', '--diameter', '20.0'])
+    assert code == 0 and '0 images done, 1 skipped' in capsys.readouterr().out

@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from custom_modules.data.image_io import ImageReadError, image_name
 from custom_modules.engine.cli_checks import input_problem
-from custom_modules.engine.run_settings import settings_change, settings_path
+from custom_modules.engine.run_settings import result_options, settings_change, settings_path
+from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import ModelZooError, models_table
 from custom_modules.inference.predict_args import check_args, parse_args
 from custom_modules.data.slide_io import SlideOptions, is_zarr
@@ -42,12 +43,6 @@ from custom_modules.inference.prediction_files import (output_paths, render_imag
 from custom_modules.io.atomic import write_all_or_nothing
 from custom_modules.io.exporters import coco_results, join_csv_texts, read_saved_prediction
 from custom_modules.io.submission import submission_csv
-
-# The options that change an image's result: each is recorded with its outputs
-# (run_settings), and a rerun with another value redoes the image. A new such
-# option joins by adding its name here.
-RESULT_OPTIONS = ('page', 'tta', 'tile', 'diameter')
-SLIDE_OPTIONS = ('level', 'whole_slide')  # recorded when set (older records lack them)
 
 
 def slide_options(args):
@@ -61,10 +56,10 @@ def outputs(out, name, args):
 
 
 def run_settings(args, inferencer):
-    """The settings recorded with each image's files: the model and RESULT_OPTIONS."""
-    options = {name: getattr(args, name) for name in RESULT_OPTIONS}
-    options.update({name: getattr(args, name) for name in SLIDE_OPTIONS if getattr(args, name)})
-    return inferencer.run_settings(options)
+    """The settings recorded with each image's files: the model and the result's options."""
+    return inferencer.run_settings(result_options(args.page, args.tta, args.tile,
+                                                  parse_diameter(args.diameter), args.level,
+                                                  args.whole_slide))
 
 
 def rerun_reason(path, args, settings):

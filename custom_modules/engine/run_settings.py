@@ -9,7 +9,7 @@ the summary says why (:func:`settings_change`).
 import hashlib
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 SETTINGS_FOLDER = 'run_settings'
 SETTINGS_VERSION = 1
@@ -47,6 +47,18 @@ def make_settings(config: Optional[str], weights: Optional[str], options: Dict,
         settings['model_files_sha256'] = {os.path.abspath(f): file_sha256(f) for f in model_files}
     settings.update(options)
     return settings
+
+
+def result_options(page: int, tta: Optional[bool], tile: Optional[int],
+                   diameter: Union[str, float, None], level: int = 0,
+                   whole_slide: bool = False) -> Dict:
+    """The options that change an image's result, as recorded, from ``tools/predict.py``
+    and ``NucleusInferencer.predict_to_folder`` alike (``diameter`` parsed: ``'auto'``,
+    pixels as a float, or None). ``level`` and ``whole_slide`` only when set (older
+    records lack them)."""
+    options = dict(page=page, tta=tta, tile=tile, diameter=diameter)
+    options.update({k: v for k, v in (('level', level), ('whole_slide', whole_slide)) if v})
+    return options
 
 
 def settings_path(out: str, name: str) -> str:

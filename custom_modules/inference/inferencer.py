@@ -91,6 +91,8 @@ class NucleusInferencer:
                  trust_pickle: bool = False) -> None:
         self.config_path, self.weights_path = resolve_model(model, weights)
         from custom_modules.inference.cluster import ModelSpec
+        from custom_modules.inference.diameter import parse_diameter
+        diameter = parse_diameter(diameter)  # '20' and 20 alike, in run records too
         self.spec = ModelSpec(model, weights, tta, tile, device, diameter, max_pixels,
                               trust_pickle)  # what a Dask worker builds the same model from
         from mmengine.registry import init_default_scope
@@ -178,11 +180,11 @@ class NucleusInferencer:
         """
         from custom_modules.data.slide_io import SlideOptions
         from custom_modules.inference.prediction_files import render_image, write_image_files
-        options = dict(page=page)
-        if self.spec is not None:
-            options.update(tta=self.spec.tta, tile=self.spec.tile, diameter=self.spec.diameter)
-        options.update({k: v for k, v in (('level', level), ('whole_slide', whole_slide)) if v})
-        settings = self.run_settings(options)
+        from custom_modules.engine.run_settings import result_options
+        spec = self.spec  # None: a predictor given in Python (its options unknown)
+        settings = self.run_settings(result_options(
+            page, spec and spec.tta, spec and spec.tile, spec and spec.diameter, level,
+            whole_slide))
         files = render_image(self, os.fspath(path), page, os.fspath(out), settings, imagej_roi,
                              geojson, slide=SlideOptions(level, whole_slide))
         write_image_files(os.fspath(out), os.fspath(path), files)
