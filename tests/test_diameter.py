@@ -8,7 +8,8 @@ from mmengine.config import Config
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import predictor_cfg
 from custom_modules.inference.diameter import (NucleusRescaledModel, estimate_diameter,
-                                               parse_diameter, rescale_factor)
+                                               parse_diameter, rescale_factor,
+                                               supported_coverage)
 from custom_modules.inference.tta import NucleusTTAModel
 from custom_modules.structures.label_map import LabelMapPrediction
 
@@ -66,6 +67,28 @@ def test_probe_is_not_fooled_by_specks_on_large_nuclei():
     assert abs(est.diameter - 100) < 15, est
     assert est.scale < 1
     assert rescale_factor(est.diameter) == pytest.approx(22 / est.diameter)
+
+
+class CellsWhenSmallNet(SizeBlindNet):
+    """Sees the small bright nuclei, except on a small image: there the dim cells around
+    them look like nuclei too (as the shipped networks on brightfield images at 1/8)."""
+
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        if max(img.shape[:2]) > 200:
+            return super().predict_label_map(img, out_shape, raw)
+        cells = np.where(img > 60, 255, 0).astype(np.uint8)
+        return super().predict_label_map(cells, out_shape, raw)
+
+
+def test_probe_is_not_fooled_by_cells_that_only_the_smallest_scale_sees():
+    img = np.full((1024, 1024, 3), 20, np.uint8)
+    for cy in range(128, 1024, 256):
+        for cx in range(128, 1024, 256):
+            cv2.circle(img, (cx, cy), 48, (100, 100, 100), -1)  # a cell, 96 px
+            cv2.circle(img, (cx, cy), 9, (220, 220, 220), -1)  # its nucleus, 18 px
+    est = estimate_diameter(CellsWhenSmallNet().predict_label_map, img)
+    assert est.coverage[-1][1] > 10 * est.coverage[0][1]  # the cells cover most at 1/8
+    assert abs(est.diameter - 18) < 4 and rescale_factor(est.diameter) == 1.0, est
 
 
 @pytest.mark.parametrize('radius, kept', [(11, True), (18, True), (4, False)])
@@ -153,3 +176,11 @@ def test_predict_refuses_a_bad_diameter_before_any_work(tmp_path, capsys):
                         inferencer=stub) == 2
     assert "diameter must be 'auto', 'none' or pixels, got 'big'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_supported_coverage_needs_a_neighbour_of_the_same_size():
+    found = [(1.0, 0.02, 19.0), (0.5, 0.01, 21.0), (0.25, 0.04, 53.0), (0.125, 0.07, 98.0)]
+    assert supported_coverage(found) == [0.02, 0.01, 0.0, 0.0]  # brightfield cells: alone
+    found = [(1.0, 0.01, 18.0), (0.5, 0.2, 93.0), (0.25, 0.22, 92.0), (0.125, 0.19, 95.0)]
+    assert supported_coverage(found) == [0.01, 0.2, 0.2, 0.19]  # large nuclei: agree
+    assert supported_coverage([(1.0, 0.1, 20.0), (0.5, 0.0, np.nan)]) == [0.1, 0.0]
