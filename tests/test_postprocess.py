@@ -6,7 +6,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from custom_modules.models.instances import PostProcess, apply_postprocess, instances_to_prediction
-from custom_modules.structures.label_map import to_sample
+from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction, to_sample
 from custom_modules.structures.label_ops import (dilate_label_map, instances_to_label_map,
                                                  label_map_to_masks, masks_to_boxes)
 
@@ -54,3 +54,17 @@ def test_dilation_never_overlaps_or_steals():
     assert pred.scores.tolist() == pytest.approx([0.6, 0.5])  # label order: higher score first
     assert masks[0].sum() > 9 and masks[1].sum() > 9  # both grew
     assert np.array_equal(pred.bboxes.numpy(), masks_to_boxes(masks))
+
+
+def test_filter_prediction_keeps_labels_in_any_score_order():
+    """A dropped label before a kept one (the U-Net's labels are not in score order)."""
+    label_map = np.array([[1, 1, 0, 2], [3, 3, 0, 2]], np.int32)
+    pred = LabelMapPrediction(label_map, np.array([0.3, 0.9, 0.6], np.float32),
+                              np.array([0, 1, 0]))
+    out = filter_prediction(pred, 0.5)
+    np.testing.assert_array_equal(out.label_map, [[0, 0, 0, 1], [2, 2, 0, 1]])
+    np.testing.assert_allclose(out.scores, [0.9, 0.6])
+    np.testing.assert_array_equal(out.classes, [1, 0])
+    out = filter_prediction(pred, 0.5, min_area=3)  # both kept labels are 2 pixels
+    np.testing.assert_array_equal(out.label_map, [[0, 0, 0, 0], [0, 0, 0, 0]])
+    assert len(out.scores) == 0

@@ -128,7 +128,7 @@ def filter_prediction(pred: LabelMapPrediction, score_thr: float = 0.0,
     n = len(pred)
     keep = np.asarray(pred.scores) >= score_thr
     lut = np.zeros(n + 1, np.int32)
-    lut[1:][keep] = np.flatnonzero(keep) + 1
+    lut[1:][keep] = np.arange(1, keep.sum() + 1)  # kept labels in order: 1..K
     label_map, kept = relabel(lut[pred.label_map], np.arange(n)[keep], min_area)
     return LabelMapPrediction(label_map, np.asarray(pred.scores)[kept], np.asarray(pred.classes)[kept])
 
