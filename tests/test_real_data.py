@@ -31,3 +31,23 @@ def test_real_stage1_train(tmp_path):
     assert {im['image_id'] for im in val['images']} == {i for i, f in folds.items() if f == 1}
     kinds = {im['kind'] for im in val['images']}
     assert kinds == {'grey_dark', 'grey_bright', 'colour'}, kinds
+
+
+# Grey brightfield images of fold 0 (median nucleus diameter 19 and 16 px, cells about
+# 100 px around them): the shipped models' size probe took the cells for nuclei.
+BRIGHTFIELD = ('2a1a294e21d76efd0399e4eb321b45f44f7510911acd92c988480195c5b4c812',
+               '3594684b9ea0e16196f498815508f8d364d55fea2933a2e782122b6f00375d04')
+
+
+@pytest.mark.slow
+@needs_dsb
+def test_size_probe_keeps_brightfield_images_at_their_size():
+    from custom_modules.data.image_io import read_any_image
+    from custom_modules.data.intensity import to_model_input
+    from custom_modules.inference.inferencer import NucleusInferencer
+    inferencer = NucleusInferencer('nucleiseg_unet', diameter='auto')
+    for image_id in BRIGHTFIELD:
+        path = osp.join(DSB_ROOT, 'stage1_train', image_id, 'images', f'{image_id}.png')
+        img = to_model_input(read_any_image(path), inferencer.input_mode)
+        assert inferencer.predictor.factor(img) == 1.0  # the probe alone
+        assert 12 <= inferencer.last_diameter() <= 30, (image_id, inferencer.predictor.last_estimate)
