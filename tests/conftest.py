@@ -1,4 +1,5 @@
 """Synthetic DSB-style data for the tests (no real data needed), and the tools run in-process."""
+import copy
 import importlib
 import importlib.util
 import io
@@ -212,3 +213,26 @@ def smoke_checkpoints(tmp_path_factory):
         model = MODELS.build(config.model)
         torch.save({'state_dict': model.state_dict()}, paths[name])
     return paths
+
+
+@pytest.fixture(scope='module')
+def parse_configs_once():
+    """``Config.fromfile`` parses each config file once in the module (a parse of an
+    mmdet-based config costs ~0.6 CPU s); every call, ``load_config``'s too, gets its own
+    deep copy, and a file rewritten since (size or mtime) is parsed again."""
+    from mmengine.config import Config
+    fromfile, parsed = Config.fromfile, {}
+
+    def parse_once(filename, *args, **kwargs):
+        if not osp.isfile(filename):  # mmengine's own error
+            return fromfile(filename, *args, **kwargs)
+        stat = os.stat(filename)
+        key = (osp.abspath(filename), stat.st_mtime_ns, stat.st_size, args,
+               tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = fromfile(filename, *args, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Config, 'fromfile', staticmethod(parse_once))
+        yield

@@ -19,6 +19,7 @@ from custom_modules.inference.model_zoo import load_config
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
 SHIPPED = sorted(glob.glob(osp.join(REPO, 'model_zoo', '*', 'config.py')))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+pytestmark = pytest.mark.usefixtures('parse_configs_once')  # ~70 loads of 16 files
 
 
 def data_paths(cfg) -> dict:
@@ -51,10 +52,13 @@ def test_config_builds_model_tta_and_tiled_models(path):
         assert cfg.num_classes == (3 if 'kinds' in path else 1)
     else:
         assert kind == 'NucleusUNet' and model.heads[0] == 'nucleus'
-    tta = MODELS.build(dict(cfg.tta_model, module=cfg.model))
-    assert type(tta.module).__name__ == kind
-    tiled = MODELS.build(predictor_cfg(cfg, tta=True))
-    assert type(innermost(tiled)).__name__ == kind
+    # the wrappers around the network built once (they take a module as well as its config)
+    tta = MODELS.build(dict(cfg.tta_model, module=model))
+    assert tta.module is model
+    tiled_cfg = predictor_cfg(cfg, tta=True)
+    assert tiled_cfg['module'] == dict(cfg.tta_model, module=cfg.model)
+    tiled = MODELS.build(dict(tiled_cfg, module=tta))
+    assert innermost(tiled) is model
     assert tiled.tile_above >= 1388  # DSB2018's largest images are predicted whole
     assert tiled.align % cfg.model.data_preprocessor.pad_size_divisor == 0  # tiles on its grid
     assert tiled.min_area == cfg.model.postprocess.min_area  # joined tiles: the model's own

@@ -2,14 +2,13 @@
 import importlib.util
 import re
 import sys
-from collections import OrderedDict
 
 import pytest
 import torch
 from mmdet.models.backbones import MobileNetV2
 
 from conftest import REPO, call_tool
-from weights_helpers import check_refuses_unsafe_files, random_state
+from weights_helpers import check_refuses_unsafe_files, random_state, renamed
 
 sys.path.insert(0, f'{REPO}/tools')
 from convert_mobilenetv2 import convert, feature_targets  # noqa: E402
@@ -24,22 +23,18 @@ def torchvision_nested(mm_state):
         m = re.match(r'(layer\d+\.\d+)\.(\w+_conv)\.', key)
         if m:
             per_block.setdefault(m.group(1), set()).add(m.group(2))
-    out = OrderedDict()
-    for key, value in mm_state.items():
-        m = re.match(r'(conv1|conv2)\.(conv|bn)\.(\w+)$', key)
-        if m:
-            out[f'features.{index[m.group(1)]}.{0 if m.group(2) == "conv" else 1}.{m.group(3)}'] = value
-            continue
-        m = re.match(r'(layer\d+\.\d+)\.(\w+_conv)\.(conv|bn)\.(\w+)$', key)
-        block, kind, param = m.group(1), m.group(3), m.group(4)
-        present = [name for name in modules if name in per_block[block]]
-        k, last = present.index(m.group(2)), len(present) - 1
-        if k < last:
-            name = f'conv.{k}.{0 if kind == "conv" else 1}'
-        else:
-            name = f'conv.{last if kind == "conv" else last + 1}'
-        out[f'features.{index[block]}.{name}.{param}'] = value
-    return out
+
+    def block_key(m):
+        present = [name for name in modules if name in per_block[m[1]]]
+        k, last = present.index(m[2]), len(present) - 1
+        name = f'conv.{k}.{0 if m[3] == "conv" else 1}' if k < last else \
+            f'conv.{last if m[3] == "conv" else last + 1}'
+        return f'features.{index[m[1]]}.{name}.{m[4]}'
+
+    return renamed(mm_state, [
+        (r'(conv1|conv2)\.(conv|bn)\.(\w+)',
+         lambda m: f'features.{index[m[1]]}.{0 if m[2] == "conv" else 1}.{m[3]}'),
+        (r'(layer\d+\.\d+)\.(\w+_conv)\.(conv|bn)\.(\w+)', block_key)])
 
 
 def test_nested_layout_round_trips_exactly():

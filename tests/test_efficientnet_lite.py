@@ -1,8 +1,6 @@
 """EfficientNet-Lite encoder: shapes, TF padding, frozen stages, the converter, the U-Net config."""
 import importlib.util
-import re
 import sys
-from collections import OrderedDict
 
 import pytest
 import torch
@@ -10,7 +8,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from conftest import REPO, run_tool
-from weights_helpers import check_refuses_unsafe_files, random_state
+from weights_helpers import check_refuses_unsafe_files, random_state, renamed
 from custom_modules.models.efficientnet_lite import (EfficientNetLite, SameConv, stage_channels,
                                                      stage_table)
 
@@ -78,14 +76,10 @@ def port_state_dict(arch, seed=0):
     """A random ``EfficientNetLite`` state dict under the port's names, with its head and classifier."""
     state = random_state(EfficientNetLite(arch=arch, out_indices=(6, )), seed)
     index = {target: n for n, target in enumerate(block_targets(arch))}
-    port = OrderedDict()
-    for key, value in state.items():
-        stem = re.match(r'stem\.(conv|bn)\.(\w+)$', key)
-        if stem:
-            port[f'_{"conv_stem" if stem.group(1) == "conv" else "bn0"}.{stem.group(2)}'] = value
-            continue
-        m = re.match(r'(layer\d+\.\d+)\.(\w+_conv\.(?:conv|bn))\.(\w+)$', key)
-        port[f'_blocks.{index[m.group(1)]}.{PORT[m.group(2)]}.{m.group(3)}'] = value
+    port = renamed(state, [
+        (r'stem\.(conv|bn)\.(\w+)', lambda m: f'_{"conv_stem" if m[1] == "conv" else "bn0"}.{m[2]}'),
+        (r'(layer\d+\.\d+)\.(\w+_conv\.(?:conv|bn))\.(\w+)',
+         lambda m: f'_blocks.{index[m[1]]}.{PORT[m[2]]}.{m[3]}')])
     port['_conv_head.weight'] = torch.zeros(1280, 320, 1, 1)
     port['_bn1.weight'] = torch.zeros(1280)
     port['_fc.weight'] = torch.zeros(1000, 1280)

@@ -18,7 +18,12 @@ from custom_modules.structures.label_map import LabelMapPrediction
 D4_VIEWS = [check_view(v) for v in [dict(), dict(flip="horizontal"), dict(flip="vertical"), dict(rot90=1),
             dict(rot90=2), dict(rot90=3), dict(rot90=1, flip='horizontal'),
             dict(rot90=1, flip="vertical")]]
-R101_VIEWS = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').tta_views
+
+
+@pytest.fixture(scope='module')
+def r101_views():
+    """The R101 recipe's 15 test-time views (read when a test needs them, not at import)."""
+    return Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').tta_views
 
 
 def at_shape(label_map, out_shape):
@@ -102,17 +107,17 @@ def test_flips_and_rotations_give_identical_masks():
     assert score_label_maps(single.label_map, merged.label_map).mean() == 1.0
 
 
-def test_oracle_keeps_score_one_through_all_15_views():
-    assert len(R101_VIEWS) == 15
+def test_oracle_keeps_score_one_through_all_15_views(r101_views):
+    assert len(r101_views) == 15
     img, truth = scene()
-    model = tta(dict(type='OraclePredictor', image=img, truth=truth), R101_VIEWS)
+    model = tta(dict(type='OraclePredictor', image=img, truth=truth), r101_views)
     assert score_label_maps(truth, model.predict_label_map(img).label_map).mean() == 1.0
 
 
-def test_view_order_does_not_matter():
+def test_view_order_does_not_matter(r101_views):
     img, _ = scene(seed=2)
-    first = tta(dict(type='NoisyPredictor'), R101_VIEWS, vote_thr=0.1).predict_label_map(img)
-    again = tta(dict(type='NoisyPredictor'), R101_VIEWS[::-1], vote_thr=0.1).predict_label_map(img)
+    first = tta(dict(type='NoisyPredictor'), r101_views, vote_thr=0.1).predict_label_map(img)
+    again = tta(dict(type='NoisyPredictor'), r101_views[::-1], vote_thr=0.1).predict_label_map(img)
     assert len(first) > 0
     assert np.array_equal(first.label_map, again.label_map)
     assert np.allclose(first.scores, again.scores)

@@ -1,7 +1,8 @@
-"""What the tests of weight files share: random weights, a pickle that runs code, and
-the converters' refusal of unsafe files."""
+"""What the tests of weight files share: random weights, renamed keys, a pickle that runs
+code, and the converters' refusal of unsafe files."""
 import os
 import pickle
+import re
 from collections import OrderedDict
 
 import torch
@@ -24,6 +25,22 @@ def random_state(module: torch.nn.Module, seed: int = 0) -> OrderedDict:
     torch.manual_seed(seed)
     return OrderedDict((k, torch.randn_like(v.float()) if v.dim() else v)
                        for k, v in module.state_dict().items())
+
+
+def renamed(state: dict, rules) -> OrderedDict:
+    """``state`` under another network's key names (a converter's input, made from the output
+    it should give): each key by the first ``(pattern, name)`` of ``rules`` whose pattern
+    matches it whole; ``name(match)`` is the new key."""
+    out = OrderedDict()
+    for key, value in state.items():
+        for pattern, name in rules:
+            match = re.fullmatch(pattern, key)
+            if match:
+                out[name(match)] = value
+                break
+        else:
+            raise KeyError(f'no rule renames {key}')
+    return out
 
 
 def check_refuses_unsafe_files(tool: str, tmp_path, *options) -> None:

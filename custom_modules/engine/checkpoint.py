@@ -17,7 +17,8 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
 
 :func:`load_checkpoint_file` and :func:`check_checkpoint_fits` turn a truncated
 file or a checkpoint of another model into one line naming the file;
-:func:`convert_state_dict_file` is the weight converters' read, map and write.
+:func:`convert_state_dict_file` is the weight converters' read, map and write, and
+:func:`run_converter` their ``main`` after the arguments.
 """
 import importlib
 import io
@@ -25,6 +26,7 @@ import json
 import os.path as osp
 import pickle
 import re
+import sys
 from typing import Callable, Optional
 
 import mmengine
@@ -200,6 +202,22 @@ def convert_state_dict_file(src: str, dst: str, convert: Callable[[dict], dict],
     check_state_fits(model, converted, f'{src} (converted for {name})')
     save_state_dict(dst, converted)
     return converted
+
+
+def run_converter(src: Optional[str], default_source: Callable[[], str], dst: str,
+                  convert: Callable[[dict], dict], model: Callable[[], torch.nn.Module],
+                  name: str) -> int:
+    """A weight converter's run: :func:`convert_state_dict_file` from ``src`` (or
+    ``default_source()``) to ``dst`` for ``model()``; 0 after a line of what it wrote,
+    or 2 after ``error: ...`` on stderr (no source, ``dst`` not writable, a refused file)."""
+    try:
+        src = src or default_source()
+        converted = convert_state_dict_file(src, dst, convert, model(), name)
+    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming src
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    print(f'{len(converted)} tensors of {name} from {src} -> {dst}')
+    return 0
 
 
 def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3,
