@@ -242,6 +242,8 @@ def test_a_killed_run_leaves_no_label_folder_and_a_rerun_completes(tmp_path):
     assert os.listdir(tmp_path / 'o/labels') == ['k.ome.zarr']
 
 
+@pytest.mark.slow  # 25 s, a 6000^2 slide in a subprocess; the fast tier keeps the lazy path's
+# labels (test_lazy_path_gives_the_in_memory_labels), the slow tier both memory bounds
 def test_memory_is_bounded_by_the_tile(tmp_path):
     """6000 x 6000 RGB (a tiled, compressed TIFF of a few MB): the lazy run's peak above
     its start (the model built) is less than the whole image as decoded (108 MB) and its
