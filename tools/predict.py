@@ -34,7 +34,6 @@ from tqdm import tqdm
 from custom_modules.data.image_io import ImageReadError, image_name
 from custom_modules.engine.cli_checks import input_problem
 from custom_modules.engine.run_settings import result_options, settings_change, settings_path
-from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import ModelZooError, models_table
 from custom_modules.inference.predict_args import check_args, parse_args
 from custom_modules.data.slide_io import SlideOptions, is_zarr
@@ -55,11 +54,11 @@ def outputs(out, name, args):
     return output_paths(out, name, args.imagej_roi, args.geojson)
 
 
-def run_settings(args, inferencer):
-    """The settings recorded with each image's files: the model and the result's options."""
-    return inferencer.run_settings(result_options(args.page, args.tta, args.tile,
-                                                  parse_diameter(args.diameter), args.level,
-                                                  args.whole_slide))
+def run_settings(args, inferencer, diameter):
+    """The settings recorded with each image's files: the model and the result's options
+    (``diameter`` as check_args parsed it)."""
+    return inferencer.run_settings(result_options(args.page, args.tta, args.tile, diameter,
+                                                  args.level, args.whole_slide))
 
 
 def rerun_reason(path, args, settings):
@@ -134,7 +133,7 @@ def main(argv=None, inferencer=None):
                                            args.tile, args.device, diameter,
                                            max_pixels=args.max_pixels,
                                            trust_pickle=args.trust_pickle)
-        settings = run_settings(args, inferencer)
+        settings = run_settings(args, inferencer, diameter)
     except (ValueError, KeyError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

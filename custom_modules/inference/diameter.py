@@ -13,9 +13,10 @@ confident nuclei *cover* most of the window. Specks on too-large nuclei are many
 small, so they cover little; the right scale covers the nuclei. A smaller scale counts
 only as far as a neighbouring scale covers as much, with nuclei of the same size
 (:func:`supported_coverage`): at 1/8 the cells around small nuclei (brightfield) look
-like nuclei, at 1/4 they do not, or not as large. The diameter is the median equivalent diameter of that scale's nuclei, in the input's
-pixels. Images whose estimate lies inside ``keep_range`` (sizes the network handles as
-they are) are predicted unchanged, so images like the training set lose nothing.
+like nuclei, at 1/4 they do not, or not as large. The diameter is the median
+equivalent diameter of that scale's nuclei, in the input's pixels. Images whose estimate
+lies inside ``keep_range`` (sizes the network handles as they are) are predicted
+unchanged, so images like the training set lose nothing.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
