@@ -13,7 +13,6 @@ image: that cost is in their time, as it is in a real run.
 import argparse
 import glob
 import os
-import resource
 import sys
 import time
 
@@ -21,8 +20,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory (Linux: ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory in MiB: ``VmHWM``, the peak of its own memory.
+
+    Not ``ru_maxrss``: Linux carries it across fork and exec, so a worker that
+    this process started reports at least this process's size at the start
+    (every worker read 688 MiB alike, the model-holding parent's size).
+    """
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmHWM')) / 1024
 
 
 def main(argv=None) -> int:
