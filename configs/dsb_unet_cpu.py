@@ -36,7 +36,7 @@ model = dict(
 # The Mask R-CNN's training pipeline plus the U-Net's targets (one bit each),
 # made after every geometric augmentation (_base_/dsb_dataset.py's pieces).
 train_pipeline = [
-    '{load}', '{augment}',
+    '{train_load}', '{augment}',
     dict(type='UNetTargets', contour_width=2, boundary_width=2, marker_margin=2, gap_width=3),
     '{pack}',
 ]

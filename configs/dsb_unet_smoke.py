@@ -29,7 +29,7 @@ augment = [
     dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=64),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
 ]
-train_pipeline = ['{load}', '{augment}', dict(type='UNetTargets'), '{pack}']
+train_pipeline = ['{train_load}', '{augment}', dict(type='UNetTargets'), '{pack}']
 train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end='{max_iters}')]

@@ -7,10 +7,10 @@ from mmcv.transforms import Compose
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
-from mmengine.config import Config
 
 from conftest import REPO, random_label_map, render
 from custom_modules.data import appearance
+from custom_modules.inference.model_zoo import load_config
 
 NAMES = ('RandomHEDJitter', 'RandomHSVJitter', 'RandomGreyColour', 'RandomInvert',
          'RandomGammaContrast', 'RandomDefocus', 'RandomPoissonGaussianNoise', 'RandomJPEG',
@@ -91,7 +91,7 @@ def test_bad_arguments_refused(cfg, message):
 
 
 def test_appearance_config_pipeline_runs():
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dsb_unet_cpu_appearance.py'))
+    cfg = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu_appearance.py'))
     pipeline = cfg.train_dataloader.dataset.pipeline
     types = [t['type'] for t in pipeline]
     assert set(NAMES) <= set(types) and types.index('NucleusInputMode') > types.index('RandomJPEG')

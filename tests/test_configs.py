@@ -100,6 +100,24 @@ def test_fields_follow_top_level_keys_and_dotted_overrides_win():
         load_config(mnv2, {'fold': 'abc'})
 
 
+@pytest.mark.parametrize('recipe', ['dsb_mrcnn_cpu_mnv2', 'dsb_unet_cpu'])
+def test_appearance_arm_is_its_recipe_with_the_augmentations_after_the_crop(recipe):
+    base = load_config(osp.join(REPO, 'configs', f'{recipe}.py'))
+    arm = load_config(osp.join(REPO, 'configs', f'{recipe}_appearance.py'))
+    plain = base.train_dataloader.dataset.pipeline
+    with_appearance = arm.train_dataloader.dataset.pipeline
+    added = arm.appearance_augment
+    # fields through fields (appearance = '{appearance_augment}') are spliced, not nested
+    assert all(isinstance(t, dict) for t in with_appearance)
+    assert with_appearance[0] == dict(type='LoadNucleusImage', mode='rgb')
+    assert with_appearance[1:4] == plain[1:4]  # annotations, zoom, crop
+    assert with_appearance[4:4 + len(added)] == added and added[-1] == dict(
+        type='NucleusInputMode', mode=base.input_mode)  # the recipe's input, after the jitter
+    assert with_appearance[4 + len(added):] == plain[4:]
+    assert arm.val_dataloader == base.val_dataloader  # test images load as before
+    assert arm.model == base.model
+
+
 def test_smoke_config_is_the_shipped_recipe_at_smoke_scale():
     smoke = load_config(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
     shipped = load_config(osp.join(REPO, 'model_zoo', 'nucleiseg_mrcnn', 'config.py'))

@@ -24,6 +24,10 @@ load = [
     dict(type='LoadNucleusImage', mode='{input_mode}'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
 ]
+# Appearance augmentations (stain, microscope) on the crop, before the flips: none in
+# the shipped recipes; an arm sets `appearance` and `train_load` from _base_/appearance.py.
+appearance = []
+train_load = '{load}'  # training images load as test images do
 augment = [
     # Zoom in/out with aspect changes before the crop (the 3rd-place solution's
     # scale augmentation); pre_crop keeps memory bounded on large images.
@@ -31,6 +35,7 @@ augment = [
          pre_crop='{crop_size}'),
     # MAX_GT_INSTANCES = 256 per crop; crops keep whole nuclei where they can.
     dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=256),
+    '{appearance}',  # on the crop: cheaper than on the whole image
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='RandomRot90', prob=0.75),
@@ -41,7 +46,7 @@ pack = [dict(type='PackDetInputs')]
 # The stratum (image kind x size) travels to the metric's per-kind scores.
 test_pack = [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                                                    'scale_factor', 'stratum'))]
-train_pipeline = ['{load}', '{augment}', '{pack}']
+train_pipeline = ['{train_load}', '{augment}', '{pack}']
 test_pipeline = ['{load}', '{test_pack}']
 
 train_dataloader = dict(

@@ -121,8 +121,9 @@ def _filled(value, top: Mapping, seen: Tuple[str, ...]):
         for item in value:
             whole = FIELD.fullmatch(item) if isinstance(item, str) else None
             filled = _filled(item, top, seen)
-            if whole and isinstance(value, list) and isinstance(top.get(whole.group(1)), list):
-                items.extend(filled)  # a list piece: ['{load}', '{augment}', '{pack}']
+            if whole and isinstance(value, list) and isinstance(filled, list):
+                # a list piece, also through a field: ['{train_load}', '{augment}', '{pack}']
+                items.extend(filled)
             else:
                 items.append(filled)
         return type(value)(items)
@@ -135,7 +136,7 @@ def fill_fields(cfg) -> None:
     A whole-string field takes the key's value (a number, a tuple, a dict); a
     whole-string field in a list that names a list is spliced in; a field inside
     a longer string is formatted (``'{ann_dir}val_fold{fold}.json'``). Fields
-    nest; braces naming no top-level key are left alone. The configs' bases keep
+    nest (a field naming a field that names a list is spliced too); braces naming no top-level key are left alone. The configs' bases keep
     what follows from a key (data paths, schedule) as fields, so a leaf or an
     override of the key moves it all (``configs/_base_/dsb_dataset.py``).
 
