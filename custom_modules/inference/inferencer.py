@@ -182,9 +182,8 @@ class NucleusInferencer:
         from custom_modules.inference.prediction_files import render_image, write_image_files
         from custom_modules.engine.run_settings import result_options
         spec = self.spec  # None: a predictor given in Python (its options unknown)
-        settings = self.run_settings(result_options(
-            page, spec and spec.tta, spec and spec.tile, spec and spec.diameter, level,
-            whole_slide))
+        tta, tile, diameter = (spec.tta, spec.tile, spec.diameter) if spec else (None, ) * 3
+        settings = self.run_settings(result_options(page, tta, tile, diameter, level, whole_slide))
         files = render_image(self, os.fspath(path), page, os.fspath(out), settings, imagej_roi,
                              geojson, slide=SlideOptions(level, whole_slide))
         write_image_files(os.fspath(out), os.fspath(path), files)
