@@ -118,6 +118,16 @@ def test_appearance_arm_is_its_recipe_with_the_augmentations_after_the_crop(reci
     assert arm.model == base.model
 
 
+def test_zoom_arm_changes_only_the_zoom_range():
+    base = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu.py'))
+    arm = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu_zoom.py'))
+    plain, wide = base.train_dataloader.dataset.pipeline, arm.train_dataloader.dataset.pipeline
+    changed = [(a, b) for a, b in zip(plain, wide) if a != b]
+    assert len(plain) == len(wide) and len(changed) == 1
+    assert tuple(changed[0][0]['scale_range']) == (0.6, 1.6)
+    assert tuple(changed[0][1]['scale_range']) == (0.5, 2.0)
+
+
 def test_smoke_config_is_the_shipped_recipe_at_smoke_scale():
     smoke = load_config(osp.join(REPO, 'configs', 'dsb_mrcnn_smoke.py'))
     shipped = load_config(osp.join(REPO, 'model_zoo', 'nucleiseg_mrcnn', 'config.py'))
