@@ -1,7 +1,7 @@
 """Whole-slide prediction: seconds per megapixel and peak memory, in-process and on workers.
 
-    python bench/bench_slide.py [--sizes 2000 4000 8000] [--workers 2] [--model NAME]
-        [--diameter none] [--folder /tmp/bench_slide]
+    python bench/bench_slide.py [--sizes 2000 4000 8000] [--workers 2] [--in-process-max SIDE]
+        [--model NAME] [--diameter none] [--folder /tmp/bench_slide]
 
 For each size N, writes a synthetic N x N slide as a tiled, compressed OME-TIFF
 (bright discs of radius 4-12 on a dark noisy background, about one per 48 x 48
@@ -11,7 +11,8 @@ cell, drawn tile by tile: the script never holds the slide), then runs
 prints seconds, seconds per megapixel, nuclei, and peak resident memory
 (``VmHWM``) of the predicting process and of each worker (read on the workers
 by ``client.run`` before the cluster closes). The in-process run is the baseline
-of the ratio. A 20,000 x 20,000 slide: ``--sizes 20000`` (hours on 2 CPU cores).
+of the ratio. A 20,000 x 20,000 slide: ``--sizes 20000`` (hours on 2 CPU cores;
+``--in-process-max 8000`` runs it on the workers only).
 """
 import argparse
 import os
@@ -99,6 +100,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', type=int, nargs='+', default=[2000, 4000, 8000])
     parser.add_argument('--workers', type=int, default=2, help='0: in-process only')
+    parser.add_argument('--in-process-max', type=int, default=None, metavar='SIDE',
+                        help='larger sides run on the workers only (the in-process run of '
+                             'a large slide takes as long again; default: every side)')
     parser.add_argument('--model', help='a shipped model (default: the default one)')
     parser.add_argument('--diameter', default='none')
     parser.add_argument('--folder', default='/tmp/bench_slide')
@@ -116,17 +120,19 @@ def main(argv=None) -> int:
         slide = os.path.join(args.folder, f'slide_{side}.ome.tif')
         if not os.path.isfile(slide):
             write_slide(slide, side)
-        runs = [('in-process', [])] + ([(f'{args.workers} workers', ['--workers',
-                                                                      str(args.workers)])]
-                                       if args.workers else [])
+        here = args.in_process_max is None or side <= args.in_process_max or not args.workers
+        runs = [('in-process', [])] * here + ([(f'{args.workers} workers', ['--workers',
+                                                                             str(args.workers)])]
+                                              if args.workers else [])
         base = None
         for name, flags in runs:
             out = os.path.join(args.folder, f'out_{side}_{flags[-1] if flags else 0}')
             got = predict(slide, out, extra + flags)
             base = base or got['seconds']
             mpx = side * side / 1e6
+            ratio = f'{base / got["seconds"]:9.2f}' if here else f'{"-":>9}'
             print(f'{side:7d}{mpx:6.0f}{name:>12}{got["nuclei"]:8d}{got["seconds"]:9.1f}'
-                  f'{got["seconds"] / mpx:8.2f}{base / got["seconds"]:9.2f}{got["peak"]:10d}'
+                  f'{got["seconds"] / mpx:8.2f}{ratio}{got["peak"]:10d}'
                   f'{got["workers"]:>18}', flush=True)
     return 0
 
