@@ -118,7 +118,7 @@ def test_appearance_arm_is_its_recipe_with_the_augmentations_after_the_crop(reci
     assert arm.model == base.model
 
 
-def test_zoom_arm_changes_only_the_zoom_range():
+def test_zoom_arm_changes_only_the_zoom_ranges():
     base = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu.py'))
     arm = load_config(osp.join(REPO, 'configs', 'dsb_unet_cpu_zoom.py'))
     plain, wide = base.train_dataloader.dataset.pipeline, arm.train_dataloader.dataset.pipeline
@@ -126,6 +126,8 @@ def test_zoom_arm_changes_only_the_zoom_range():
     assert len(plain) == len(wide) and len(changed) == 1
     assert tuple(changed[0][0]['scale_range']) == (0.6, 1.6)
     assert tuple(changed[0][1]['scale_range']) == (0.5, 2.0)
+    assert tuple(changed[0][0]['aspect_range']) == (0.8, 1.25)
+    assert tuple(changed[0][1]['aspect_range']) == (0.6, 1.67)
 
 
 def test_smoke_config_is_the_shipped_recipe_at_smoke_scale():

@@ -20,6 +20,7 @@ persistent_workers = True  # False when num_workers is 0 (torch refuses the pair
 input_mode = 'grey_dark'  # luminance, bright backgrounds inverted: the image kinds look alike
 crop_size = (256, 256)  # training crops (the solution's 512, halved for the CPU budget)
 zoom_range = (0.6, 1.6)  # RandomZoom's scale factors (nuclei of 8-46 px seen at 5-74 px)
+zoom_aspect = (0.8, 1.25)  # and its width/height stretch (round nuclei made oval)
 
 load = [
     dict(type='LoadNucleusImage', mode='{input_mode}'),
@@ -32,7 +33,7 @@ train_load = '{load}'  # training images load as test images do
 augment = [
     # Zoom in/out with aspect changes before the crop (the 3rd-place solution's
     # scale augmentation); pre_crop keeps memory bounded on large images.
-    dict(type='RandomZoom', scale_range='{zoom_range}', aspect_range=(0.8, 1.25),
+    dict(type='RandomZoom', scale_range='{zoom_range}', aspect_range='{zoom_aspect}',
          pre_crop='{crop_size}'),
     # MAX_GT_INSTANCES = 256 per crop; crops keep whole nuclei where they can.
     dict(type='InstanceSafeRandomCrop', crop_size='{crop_size}', min_area=4, max_instances=256),
