@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := work_dirs/demo
 SAMPLE := data/sample/stage1_train
 
-.PHONY: venv demo test test-fast clean-demo peer-env
+.PHONY: venv demo test test-fast clean-demo peer-env gpu-bundle
 
 venv: $(STAMP)
 
@@ -65,3 +65,8 @@ test-fast: $(STAMP)
 # work_dirs/peer_env (pip --target --no-deps, pinned): .venv is not touched.
 peer-env:  # needs .venv (make venv) for its torch and numpy
 	PY=$(PY) bash bench/peer_env.sh work_dirs/peer_env
+
+# The wheels and images bench/gpu/run_gpu_bench.sh needs on a lent GPU machine, into the
+# git-ignored .whl/ and .gpu_images/ (carried by the device tool's call); idempotent.
+gpu-bundle: $(STAMP)
+	PY=$(PY) bash bench/gpu/prepare.sh

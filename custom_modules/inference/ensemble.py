@@ -131,6 +131,13 @@ class NucleusEnsemble(BaseModel):
         self.members = nets
         self.input_mode = modes.pop() if modes else 'rgb'
 
+    def to(self, *args, **kwargs) -> 'NucleusEnsemble':
+        """Move the members too: a plain list holds them (their weights are their own
+        files, not the ensemble's), so ``nn.Module.to`` alone left them on the CPU."""
+        for member in self.members:
+            member.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
     def predict_label_map(self, img: np.ndarray, out_shape: Shape = None,
                           raw: bool = False) -> LabelMapPrediction:
         """The ensemble's prediction of one ``H x W x 3`` pipeline image (members predict at
