@@ -136,9 +136,10 @@ def fill_fields(cfg) -> None:
     A whole-string field takes the key's value (a number, a tuple, a dict); a
     whole-string field in a list that names a list is spliced in; a field inside
     a longer string is formatted (``'{ann_dir}val_fold{fold}.json'``). Fields
-    nest (a field naming a field that names a list is spliced too); braces naming no top-level key are left alone. The configs' bases keep
-    what follows from a key (data paths, schedule) as fields, so a leaf or an
-    override of the key moves it all (``configs/_base_/dsb_dataset.py``).
+    nest (a field naming a field that names a list is spliced too); braces naming
+    no top-level key are left alone. The configs' bases keep what follows from a
+    key (data paths, schedule) as fields, so a leaf or an override of the key moves
+    it all (``configs/_base_/dsb_dataset.py``).
 
     Raises:
         ValueError: a field that refers to itself.
