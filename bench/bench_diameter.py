@@ -6,13 +6,13 @@
 
 Each validation image of the config's test set (every K-th, and only those whose
 longer side is at most --max-side) and its ground truth are resized by each scale
-(labels by nearest neighbour), then predicted with ``--diameter none`` (the model
-sees the rescaled image as it is) and ``--diameter auto`` (the size probe
-estimates the diameter and the image is rescaled to the training size). The
-``native`` column is the unscaled image's prediction resized like the truth
-(labels by nearest neighbour): what a rescaling that lost no image detail would
-score, i.e. what resampling the label maps alone costs. Prints, per scale, the
-three mean scores, the mean estimated diameter and seconds per image
+(labels by :func:`resize_labels`: the label covering most of each pixel when
+shrinking, centre-aligned nearest neighbour when enlarging), then predicted with
+``--diameter none`` (the model sees the rescaled image as it is) and ``--diameter
+auto`` (the size probe estimates the diameter and the image is rescaled to the
+training size). The ``native`` column is the unscaled image's prediction resized like
+the truth: what a rescaling that lost no image detail would score. Prints, per
+scale, the three mean scores, the mean estimated diameter and seconds per image
 (predicting, and the estimate alone), then the scores per image kind. Per image it
 prints both scores at each scale and the estimated diameter.
 """
@@ -20,7 +20,6 @@ import argparse
 import time
 from collections import defaultdict
 
-import cv2
 import numpy as np
 from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
@@ -30,15 +29,14 @@ from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.diameter import resize
 from custom_modules.structures.label_map import gt_label_map
+from custom_modules.structures.label_ops import resize_labels
 from custom_modules.inference.model_zoo import load_config
 
 
 def scaled_case(img, truth, scale):
     """The image and its ground truth resized by ``scale``."""
     img = np.ascontiguousarray(resize(img, scale))
-    truth = cv2.resize(truth.astype(np.float32), (img.shape[1], img.shape[0]),
-                       interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    return img, truth
+    return img, resize_labels(truth, img.shape[:2])
 
 
 def main(argv=None):
@@ -90,8 +88,7 @@ def main(argv=None):
             t3 = time.perf_counter()
             if factor != 1.0:  # predict_label_map estimated again: count it once
                 t3 -= t2 - t1
-            native = cv2.resize(native0.astype(np.float32), truth.shape[::-1],
-                                interpolation=cv2.INTER_NEAREST).astype(np.int32)
+            native = resize_labels(native0, truth.shape)
             rows[scale].append((kind, score_label_maps(truth, a.label_map).mean(),
                                 score_label_maps(truth, b.label_map).mean(),
                                 auto.last_estimate.diameter, t1 - t0, t3 - t1, t2 - t1,

@@ -1,4 +1,5 @@
 """Post-processing: overlaps, minimum area, dilation."""
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -7,8 +8,10 @@ from mmengine.structures import InstanceData
 
 from custom_modules.models.instances import PostProcess, apply_postprocess, instances_to_prediction
 from custom_modules.structures.label_map import LabelMapPrediction, filter_prediction, to_sample
+from custom_modules.structures.label_map import resize_label_map
 from custom_modules.structures.label_ops import (dilate_label_map, instances_to_label_map,
-                                                 label_map_to_masks, masks_to_boxes)
+                                                 label_map_to_masks, masks_to_boxes,
+                                                 resize_labels)
 
 
 def test_contested_pixels_go_to_the_higher_score():
@@ -68,3 +71,54 @@ def test_filter_prediction_keeps_labels_in_any_score_order():
     out = filter_prediction(pred, 0.5, min_area=3)  # both kept labels are 2 pixels
     np.testing.assert_array_equal(out.label_map, [[0, 0, 0, 0], [0, 0, 0, 0]])
     assert len(out.scores) == 0
+
+
+def discs(shape, count, seed=0):
+    """A label map of ``count`` overlapping discs of radius 2-8."""
+    rng = np.random.default_rng(seed)
+    label_map = np.zeros(shape, np.int32)
+    for k in range(1, count + 1):
+        centre = (int(rng.integers(0, shape[1])), int(rng.integers(0, shape[0])))
+        cv2.circle(label_map, centre, int(rng.integers(2, 9)), k, -1)
+    return label_map
+
+
+def test_shrinking_labels_takes_the_label_covering_most_of_each_pixel():
+    label_map = discs((137, 211), 40)
+    for shape in [(68, 105), (45, 70), (137, 100), (20, 30)]:
+        shares = np.stack([cv2.resize((label_map == k).astype(np.float32), shape[::-1],
+                                      interpolation=cv2.INTER_AREA)
+                           for k in range(label_map.max() + 1)], -1)  # OpenCV's area mean
+        assert np.array_equal(resize_labels(label_map, shape), shares.argmax(-1)), shape
+
+
+def test_shrinking_labels_is_not_shifted_and_keeps_the_aligned_blocks():
+    label_map = np.zeros((12, 12), np.int32)
+    label_map[4:8, 2:6] = 1    # aligned with 2 x 2 blocks: kept exactly
+    label_map[1:3, 7:11] = 2   # two rows, an odd offset: half of each block row
+    small = resize_labels(label_map, (6, 6))
+    assert np.array_equal(small[2:4, 1:3], np.ones((2, 2))) and (small == 1).sum() == 4
+    assert (small == 2).sum() == 0   # half-covered pixels go to the background
+    # nearest neighbour samples the top-left pixel of each block: label 2 survives, shifted
+    assert (cv2.resize(label_map.astype(np.float32), (6, 6),
+                       interpolation=cv2.INTER_NEAREST) == 2).sum() == 2
+
+
+def test_enlarging_labels_samples_each_pixel_centre():
+    label_map = discs((40, 50), 6)
+    big = resize_labels(label_map, (100, 125))   # 2.5x: the source pixel under (y + 0.5) / 2.5
+    rows = [int((y + 0.5) / 2.5) for y in range(100)]
+    cols = [int((x + 0.5) / 2.5) for x in range(125)]
+    assert np.array_equal(big, label_map[rows][:, cols])
+
+
+def test_resize_label_map_drops_vanished_nuclei_and_their_scores():
+    label_map = np.zeros((20, 20), np.int32)
+    label_map[0:8, 0:8] = 1
+    label_map[10, 10] = 2                        # one pixel: gone at a quarter
+    label_map[12:20, 12:20] = 3
+    pred = LabelMapPrediction(label_map, np.array([0.9, 0.8, 0.7], np.float32),
+                              np.array([0, 1, 2]))
+    small = resize_label_map(pred, (5, 5))
+    assert small.scores.tolist() == pytest.approx([0.9, 0.7]) and small.classes.tolist() == [0, 2]
+    assert np.unique(small.label_map).tolist() == [0, 1, 2]

@@ -13,12 +13,11 @@ of a plain MMDetection model, so any detector can be scored and exported.
 import dataclasses
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 from mmengine.structures import InstanceData
 
-from custom_modules.structures.label_ops import instances_to_label_map, relabel
+from custom_modules.structures.label_ops import instances_to_label_map, relabel, resize_labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,12 +133,10 @@ def filter_prediction(pred: LabelMapPrediction, score_thr: float = 0.0,
 
 
 def resize_label_map(pred: LabelMapPrediction, shape) -> LabelMapPrediction:
-    """The prediction at ``shape`` (nearest neighbour; nuclei that vanish go)."""
+    """The prediction at ``shape`` (see :func:`resize_labels`; nuclei that vanish go)."""
     if pred.label_map.shape == tuple(shape):
         return pred
-    label_map = cv2.resize(pred.label_map.astype(np.float32), (shape[1], shape[0]),
-                           interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    return filter_prediction(pred.replace(label_map=label_map))
+    return filter_prediction(pred.replace(label_map=resize_labels(pred.label_map, shape)))
 
 
 def gt_label_map(sample, shape: Optional[tuple] = None) -> Optional[np.ndarray]:
