@@ -70,11 +70,18 @@ def disc_tile(index: int, shape, spacing: int = 48):
 
 
 def write_slide(path: str, side: int) -> None:
-    """An OME-TIFF of ``side x side`` grey pixels in compressed 512 x 512 tiles."""
+    """An OME-TIFF of ``side x side`` grey pixels in compressed 512 x 512 tiles (written
+    under a temporary name and renamed: a killed run leaves no slide to reuse)."""
     import tifffile
     tiles = (disc_tile(k, (TILE, TILE)) for k in range((-(-side // TILE)) ** 2))
-    tifffile.imwrite(path, tiles, shape=(side, side), dtype='uint8', tile=(TILE, TILE),
-                     compression='zlib', ome=True, metadata={'axes': 'YX'})
+    part = f'{path}.{os.getpid()}.tmp'
+    try:
+        tifffile.imwrite(part, tiles, shape=(side, side), dtype='uint8', tile=(TILE, TILE),
+                         compression='zlib', ome=True, metadata={'axes': 'YX'})
+        os.replace(part, path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
 
 
 def predict(slide: str, out: str, extra) -> dict:
