@@ -203,18 +203,18 @@ def resize_labels(label_map: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     best = np.zeros(shape, np.float64)   # the largest label share of each pixel
     total = np.zeros(shape, np.float64)  # all labels' share
     out = np.zeros(shape, np.int32)
-    for index, box in enumerate(ndimage.find_objects(label_map)):
+    for lab, box in enumerate(ndimage.find_objects(label_map), start=1):
         if box is None:
             continue
         (y0, y1), (x0, x1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
         dy0, dy1 = int(y0 // ry), min(shape[0], int(np.ceil(y1 / ry)))
         dx0, dx1 = int(x0 // rx), min(shape[1], int(np.ceil(x1 / rx)))
-        mask = (label_map[box] == index + 1).astype(np.float64)
+        mask = (label_map[box] == lab).astype(np.float64)
         share = _area_weights(y0, y1, dy0, dy1, ry) @ mask @ _area_weights(x0, x1, dx0, dx1, rx).T
         region = (slice(dy0, dy1), slice(dx0, dx1))
         wins = share > best[region]
         best[region][wins] = share[wins]
-        out[region][wins] = index + 1
+        out[region][wins] = lab
         total[region] += share
     out[best <= 1.0 - total] = 0
     return out
