@@ -32,6 +32,12 @@ class IterTimer(Hook):
         self.stamps.append(time.perf_counter())
 
 
+def mean_interval(stamps, skip: int) -> float:
+    """Mean seconds between the time stamps after the first ``skip``."""
+    kept = stamps[skip:]
+    return (kept[-1] - kept[0]) / (len(kept) - 1)
+
+
 def bench_runner(cfg, iters: int, name: str) -> Runner:
     """A runner of ``cfg`` for ``iters`` training iterations: no validation, checkpoint,
     logging or pretrained weights; its work folder is a new temporary one (kept:
@@ -71,11 +77,10 @@ def main(argv=None):
         timer = IterTimer()
         runner.register_hook(timer)
         runner.train()
-        steps = timer.stamps[args.skip:]
-        per_iter = (steps[-1] - steps[0]) / (len(steps) - 1)
+        per_iter = mean_interval(timer.stamps, args.skip)
         batch = cfg.train_dataloader.batch_size
         print(f'{osp.basename(path)}: {per_iter:.2f} s/iteration ({1 / per_iter:.2f} it/s, '
-              f'batch {batch}), mean of {len(steps) - 1} iterations')
+              f'batch {batch}), mean of {len(timer.stamps) - args.skip - 1} iterations')
 
 
 if __name__ == '__main__':
