@@ -22,6 +22,7 @@ from custom_modules.data.transforms import (InstanceSafeRandomCrop, RandomChanne
 from custom_modules.data.unet_targets import UNetTargets
 from custom_modules.engine import checkpoint  # noqa: F401  (re-registers mmengine's local loader)
 from custom_modules.engine.hooks import IterationSeedHook, NucleusOverlayHook
+from custom_modules.engine.mixed_precision import CPUBFloat16OptimWrapper
 from custom_modules.evaluation.metric import DSBMetric
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.inference.diameter import NucleusRescaledModel
@@ -39,5 +40,5 @@ __all__ = [
     'RandomFreeRotate', 'RandomRot90', 'RandomZoom', 'NucleusTTAModel', 'NucleusTiledModel',
     'LabelMapPrediction', 'consensus_merge', 'predict_tiled', 'NucleusValOverlayHook',
     'IterationSeedHook', 'NucleusUNet', 'PlainUNetEncoder', 'UNetTargets', 'NucleusEnsemble',
-    'NucleusRescaledModel'
+    'NucleusRescaledModel', 'CPUBFloat16OptimWrapper'
 ]

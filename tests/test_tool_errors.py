@@ -197,9 +197,9 @@ def test_bench_scripts_bad_arguments(tmp_path):
             'configs/nope.py: no such config file')
     refused(call_tool('bench/bench_train.py', SMOKE, '--iters', '3', '--skip', '2', check=False),
             '--iters must exceed --skip + 1')
-    refused(call_tool('bench/bench_memory_format.py', 'configs/nope.py', check=False),
+    refused(call_tool('bench/bench_train_variants.py', 'configs/nope.py', check=False),
             'configs/nope.py: no such config file')
-    refused(call_tool('bench/bench_memory_format.py', SMOKE, '--steps', '3', '--skip', '2',
+    refused(call_tool('bench/bench_train_variants.py', SMOKE, '--steps', '3', '--skip', '2',
                       check=False), '--steps must exceed --skip + 1')
     refused(call_tool('bench/bench_rle.py', '--images', '0', check=False),
             '--images and --loop-masks must be at least 1')

@@ -105,6 +105,20 @@ class NucleusMaskRCNN(MaskRCNN):
         self.roi_head.test_cfg = ConfigDict(dict(rcnn, score_thr=float(self.thresholds.score.min()),
                                                  mask_thr_binary=float(self.thresholds.mask.min())))
 
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList) -> dict:
+        """MaskRCNN's losses; under CPU bfloat16 autocast
+        (:class:`~custom_modules.engine.mixed_precision.CPUBFloat16OptimWrapper`) only the
+        backbone and neck run in bfloat16: the heads' NMS and RoIAlign (mmcv) take float32."""
+        if not torch.is_autocast_enabled('cpu'):
+            return super().loss(batch_inputs, batch_data_samples)
+        feats = tuple(f.float() for f in self.extract_feat(batch_inputs))
+        self.extract_feat = lambda _: feats  # the heads below take these features
+        try:
+            with torch.autocast('cpu', enabled=False):
+                return super().loss(batch_inputs, batch_data_samples)
+        finally:
+            del self.extract_feat  # the class's method again
+
     def soft_instances(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
                        rescale: bool = True, score_thr: Optional[Thr] = None,
                        max_per_img: Optional[int] = None) -> List[SoftInstances]:
