@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
-from conftest import REPO
+from conftest import REPO, load_tool
 from custom_modules.engine.mixed_precision import cpu_has_native_bf16, resolve_bf16
 
 
@@ -53,3 +53,32 @@ def test_mask_rcnn_losses_under_bf16_autocast_keep_float32_heads():
         for v in value if isinstance(value, list) else [value]:
             if name.startswith('loss'):
                 assert v.dtype == torch.float32 and torch.isfinite(v), name
+
+
+def test_train_amp_takes_cpu_bf16_where_native_and_refuses_elsewhere(monkeypatch, capsys):
+    import custom_modules.engine.mixed_precision as mixed_precision
+    train = load_tool('tools/train.py')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(mixed_precision, 'cpu_has_native_bf16', lambda: False)
+    with pytest.raises(SystemExit):
+        train.main([f'{REPO}/configs/dsb_unet_smoke.py', '--amp'])
+    assert 'bfloat16 instructions (AVX512-BF16 or AMX)' in capsys.readouterr().err
+
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    class FakeRunner:
+        @staticmethod
+        def from_cfg(cfg):
+            built.append(cfg)
+            raise Stop
+
+    monkeypatch.setattr(mixed_precision, 'cpu_has_native_bf16', lambda: True)
+    monkeypatch.setattr(train, 'check_data_paths', lambda cfg, keys: None)
+    monkeypatch.setattr(train, 'Runner', FakeRunner)
+    with pytest.raises(Stop):
+        train.main([f'{REPO}/configs/dsb_unet_smoke.py', '--amp'])
+    assert built[0].optim_wrapper.type == 'CPUBFloat16OptimWrapper'
+    assert built[0].optim_wrapper.bf16 is True

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a nucleus detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (needs a CUDA GPU)')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision: float16 on a CUDA GPU, bfloat16 on a CPU with AVX512-BF16 or AMX')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the LR by the total batch size over auto_scale_lr.base_batch_size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -94,10 +94,17 @@ def main(argv=None):
 
     if args.amp:
         import torch
-        if not torch.cuda.is_available():
-            parser.error('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); none is available')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        from custom_modules.engine.mixed_precision import cpu_has_native_bf16
+        cfg.optim_wrapper.pop('bf16', None)
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        elif cpu_has_native_bf16():
+            cfg.optim_wrapper.type = 'CPUBFloat16OptimWrapper'
+            cfg.optim_wrapper.bf16 = True
+        else:
+            parser.error('--amp needs a CUDA GPU (mmengine AmpOptimWrapper) or a CPU with '
+                         'bfloat16 instructions (AVX512-BF16 or AMX); this machine has neither')
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
