@@ -201,6 +201,12 @@ def test_bench_scripts_bad_arguments(tmp_path):
             'configs/nope.py: no such config file')
     refused(call_tool('bench/bench_train_variants.py', SMOKE, '--steps', '3', '--skip', '2',
                       check=False), '--steps must exceed --skip + 1')
+    refused(call_tool('bench/profile_inference.py', '--sizes', '640', check=False),
+            "'640': expected WIDTHxHEIGHT")
+    refused(call_tool('bench/profile_inference.py', '--reps', '0', check=False),
+            '--reps must be at least 1')
+    refused(call_tool('bench/profile_inference.py', '--data',
+                      str(tmp_path), '--sizes', '64x64', check=False), 'no DSB2018 images')
     refused(call_tool('bench/bench_rle.py', '--images', '0', check=False),
             '--images and --loop-masks must be at least 1')
     refused(call_tool('bench/bench_metric.py', '--images', '0', check=False),
