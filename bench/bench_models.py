@@ -61,11 +61,14 @@ def image_of_size(side: int, data: str) -> tuple:
         if header_shape(path) == (side, side):  # the header only: no decoding of the rest
             return read_any_image(path), os.path.basename(path)
     path = sorted(glob.glob(os.path.join(SAMPLE, '*', 'images', '*.png')))[0]
-    img = read_any_image(path)
-    reps = [int(np.ceil(side / n)) for n in img.shape[:2]]
-    tiled = np.pad(img, [(0, (r - 1) * n) for r, n in zip(reps, img.shape[:2])]
-                   + [(0, 0)] * (img.ndim - 2), mode='symmetric')
-    return np.ascontiguousarray(tiled[:side, :side]), os.path.basename(path) + ' mirrored'
+    return mirrored_out(read_any_image(path), (side, side)), os.path.basename(path) + ' mirrored'
+
+
+def mirrored_out(img: np.ndarray, shape) -> np.ndarray:
+    """``img`` mirrored out (symmetric padding, right and down) and cut to ``shape``."""
+    pads = [(0, max(0, want - have)) for want, have in zip(shape, img.shape[:2])]
+    tiled = np.pad(img, pads + [(0, 0)] * (img.ndim - 2), mode='symmetric')
+    return np.ascontiguousarray(tiled[:shape[0], :shape[1]])
 
 
 def seconds(inferencer: NucleusInferencer, img: np.ndarray, reps: int, warm_up: bool) -> float:

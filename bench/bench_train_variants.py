@@ -10,8 +10,8 @@ variant: ``channels_last`` (the model in NHWC memory, oneDNN's preferred layout)
 ``compiled`` (the network's tensor part, the U-Net's ``_forward`` or the Mask
 R-CNN's backbone and neck, through ``torch.compile``; its compilation happens in
 the warm-up steps, which ``--skip`` must cover, and is reported), ``bf16`` (the
-forward and loss under ``torch.autocast('cpu', torch.bfloat16)``, as mixed
-precision does on a GPU; no loss scaling: bfloat16 has float32's range). The arms
+forward and loss under ``CPUBFloat16OptimWrapper``'s bfloat16 autocast, as training
+with ``bf16`` on; ``eager`` and the other arms with it off, whatever the config says). The arms
 alternate ``--rounds`` times so that a change of load hits all. Each arm starts
 from the same weights, optimizer state and random seed, so the script also prints
 how far each variant's losses drift from today's over the steps (the same
@@ -56,19 +56,12 @@ def network_part(model) -> str:
     return '_forward' if hasattr(model, 'decoders') else 'extract_feat'  # U-Net, Mask R-CNN
 
 
-def bf16_context(model):
-    """The forward's context in the ``bf16`` arm (``OptimWrapper.optim_context``'s place)."""
-    return torch.autocast('cpu', dtype=torch.bfloat16)
-
-
 def set_variant(model, optim_wrapper, name: str) -> None:
-    """Put ``model`` and ``optim_wrapper`` in the form of variant ``name`` (undoing any
-    other first)."""
+    """Put ``model`` and ``optim_wrapper`` (a ``CPUBFloat16OptimWrapper``) in the form of
+    variant ``name`` (undoing any other first)."""
     part = network_part(model)
     model.__dict__.pop(part, None)  # back to the class's eager method
-    optim_wrapper.__dict__.pop('optim_context', None)
-    if name == 'bf16':
-        optim_wrapper.optim_context = bf16_context
+    optim_wrapper.bf16 = name == 'bf16'
     model.to(memory_format=torch.channels_last if name == 'channels_last'
              else torch.contiguous_format)
     if name == 'compiled':
@@ -91,6 +84,10 @@ def main(argv=None):
         check_data_paths(cfg, ('train_dataloader', ))
     except ValueError as err:
         parser.error(str(err) if str(err).startswith(args.config) else f'{args.config}: {err}')
+    # Every arm steps through the training's bfloat16 wrapper, switched off but in the bf16
+    # arm (the config's own may be it with bf16='auto': on, on some CPUs).
+    cfg.optim_wrapper.type = 'CPUBFloat16OptimWrapper'
+    cfg.optim_wrapper.bf16 = False
     runner = bench_runner(cfg, args.steps, 'bench_train_variants')
     batches = []
     while len(batches) < args.steps:  # a small training set is taken again from its start

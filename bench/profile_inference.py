@@ -25,8 +25,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path[:0] = [ROOT, BENCH]
+
+from bench_models import mirrored_out  # noqa: E402
 
 from custom_modules.data.image_header import header_shape  # noqa: E402
 from custom_modules.data.image_io import read_any_image  # noqa: E402
@@ -73,13 +76,7 @@ def image_of_shape(shape: Tuple[int, int], data: str) -> Tuple[np.ndarray, str]:
         if tuple(found) == tuple(shape):
             return read_any_image(path), os.path.basename(path)
     path = max(paths, key=lambda p: shapes[p][0] * shapes[p][1])
-    img = read_any_image(path)
-    pads = [(0, max(0, want - have)) for want, have in zip(shape, img.shape[:2])]
-    while any(after for _, after in pads):  # symmetric padding reaches at most one image further
-        img = np.pad(img, [(0, min(after, have)) for (_, after), have in zip(pads, img.shape[:2])]
-                     + [(0, 0)] * (img.ndim - 2), mode='symmetric')
-        pads = [(0, max(0, want - have)) for want, have in zip(shape, img.shape[:2])]
-    return np.ascontiguousarray(img[:shape[0], :shape[1]]), os.path.basename(path) + ' mirrored'
+    return mirrored_out(read_any_image(path), shape), os.path.basename(path) + ' mirrored'
 
 
 class PhaseClock:
