@@ -11,7 +11,9 @@ variant: ``channels_last`` (the model in NHWC memory, oneDNN's preferred layout)
 R-CNN's backbone and neck, through ``torch.compile``; its compilation happens in
 the warm-up steps, which ``--skip`` must cover, and is reported), ``bf16`` (the
 forward and loss under ``CPUBFloat16OptimWrapper``'s bfloat16 autocast, as training
-with ``bf16`` on; ``eager`` and the other arms with it off, whatever the config says). The arms
+with ``bf16`` on; ``eager`` and the other arms with it off, whatever the config says),
+``unfused`` (AdamW and the gradient clipping one tensor at a time, torch's CPU default
+and the recipes' optimizer step before ``fused``/``foreach``). The arms
 alternate ``--rounds`` times so that a change of load hits all. Each arm starts
 from the same weights, optimizer state and random seed, so the script also prints
 how far each variant's losses drift from today's over the steps (the same
@@ -37,7 +39,7 @@ from bench_train import bench_runner, mean_interval  # noqa: E402
 from custom_modules.engine.config_check import check_data_paths  # noqa: E402
 from custom_modules.inference.model_zoo import load_config  # noqa: E402
 
-VARIANTS = ('eager', 'channels_last', 'compiled', 'bf16')
+VARIANTS = ('eager', 'channels_last', 'compiled', 'bf16', 'unfused')
 
 
 def timed_steps(model, optim_wrapper, batches, skip: int):
@@ -98,6 +100,12 @@ def main(argv=None):
     start_model = copy.deepcopy(runner.model.state_dict())
     optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     start_optim = copy.deepcopy(optim_wrapper.state_dict())
+    unfused = copy.deepcopy(cfg.optim_wrapper)
+    unfused.optimizer.fused = False
+    if unfused.get('clip_grad'):
+        unfused.clip_grad.foreach = False
+    unfused = runner.build_optim_wrapper(unfused)
+    start_unfused = copy.deepcopy(unfused.state_dict())  # its param groups say fused=False
     print(f'{osp.basename(args.config)}: {args.steps} steps of batch '
           f'{cfg.train_dataloader.batch_size}, first {args.skip} not timed, '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads')
@@ -107,11 +115,13 @@ def main(argv=None):
     for _ in range(args.rounds):
         for name in arms:
             runner.model.load_state_dict(start_model)
-            set_variant(runner.model, optim_wrapper, name)
-            optim_wrapper.load_state_dict(copy.deepcopy(start_optim))  # no AdamW moments yet
+            wrapper = unfused if name == 'unfused' else optim_wrapper
+            set_variant(runner.model, wrapper, name)
+            wrapper.load_state_dict(copy.deepcopy(start_unfused if name == 'unfused'
+                                                  else start_optim))  # no AdamW moments yet
             runner.model.train()
             set_random_seed(0)  # the same RoI sampling and dropout in every arm
-            per_step, losses[name], first = timed_steps(runner.model, optim_wrapper, batches,
+            per_step, losses[name], first = timed_steps(runner.model, wrapper, batches,
                                                         args.skip)
             times[name].append(per_step)
             print(f'  {name:14s} {per_step:.3f} s/step (first step {first:.1f} s)')
