@@ -1,10 +1,15 @@
-"""TTA merges compared on identical view predictions: the old first-seen merge, the consensus.
+"""TTA merges and view sets compared on identical view predictions.
 
-Every view of every validation image is predicted once; both merges then read
-the same per-view label maps, so the comparison is exact. The old merge is
-also run with the identity view last, to show its dependence on view order.
+Every view of every validation image is predicted once; every merge then reads
+the same per-view predictions, so the comparison is exact. Label-map TTA (the
+Mask R-CNN's): the old first-seen merge (also with the identity view last, to
+show its dependence on view order) and the consensus. ``--subsets`` scores
+smaller view sets (indices into the config's views, e.g. ``0,1,2,4``) merged as
+the config merges (consensus of label maps, or the mean of probabilities), each
+with its cost: the seconds its views took against the identity view's.
 
-    python bench/bench_tta_merge.py CONFIG CHECKPOINT [--limit N]
+    python bench/bench_tta_merge.py CONFIG CHECKPOINT [--limit N] [--every K --offset I]
+        [--subsets 0,1,2,4 0,4 ...] [--ann-file COCO_JSON]
 """
 import argparse
 import time
@@ -17,6 +22,8 @@ import custom_modules  # noqa: F401
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.consensus import consensus_merge
+from custom_modules.inference.tta import check_view, merge_views
+from custom_modules.models.instances import apply_postprocess
 from custom_modules.structures.label_map import gt_label_map
 from custom_modules.structures.label_ops import label_map_iou, relabel
 from custom_modules.inference.model_zoo import load_config
@@ -67,42 +74,92 @@ def first_seen_merge(frames, match_iou=0.5, vote_thr=0.5, min_area=0):
     return relabel(rank[out.reshape(shape)], order, min_area)[0]
 
 
+def view_subset(text: str) -> list:
+    """``'0,1,4'`` -> ``[0, 1, 4]`` (distinct view indices)."""
+    try:
+        subset = [int(k) for k in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not comma-separated view indices: {text!r}') from None
+    if not subset or min(subset) < 0 or len(set(subset)) < len(subset):
+        raise argparse.ArgumentTypeError(f'need distinct view indices >= 0: {text!r}')
+    return subset
+
+
+def label_map_merges(tta, views) -> dict:
+    """The identity view alone, the old first-seen merge (both orders) and the consensus
+    (both orders) of one image's per-view label maps."""
+    min_area = tta.post.min_area
+    return dict(
+        single=relabel(views[0].label_map, np.arange(len(views[0])), min_area)[0],
+        first_seen=first_seen_merge(views, tta.match_iou, tta.vote_thr, min_area),
+        first_seen_identity_last=first_seen_merge(views[1:] + views[:1], tta.match_iou,
+                                                  tta.vote_thr, min_area),
+        consensus=consensus_merge(views, match_iou=tta.match_iou, vote_thr=tta.vote_thr,
+                                  min_area=min_area).label_map,
+        consensus_reversed=consensus_merge(views[::-1], match_iou=tta.match_iou,
+                                           vote_thr=tta.vote_thr, min_area=min_area).label_map)
+
+
+def merge_subset(tta, views, subset) -> np.ndarray:
+    """The label map of the views in ``subset``, merged as the TTA model merges."""
+    if tta.merge == 'probabilities':  # as NucleusTTAModel.predict_label_map
+        mean = np.mean([views[k].astype(np.float64) for k in subset], axis=0)
+        pred = merge_views([tta.decode_probs(mean.astype(np.float32), raw=True)],
+                           tta.post.min_area, tta.merge, score_thr=tta.score_thr)
+        return apply_postprocess(pred, tta.post).label_map
+    return consensus_merge([views[k] for k in subset], match_iou=tta.match_iou,
+                           vote_thr=tta.vote_thr, min_area=tta.post.min_area).label_map
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--limit', type=int, help='only the first N validation images')
+    parser.add_argument('--every', type=int, default=1, help='every K-th validation image')
+    parser.add_argument('--offset', type=int, default=0, help='starting from this one')
+    parser.add_argument('--subsets', nargs='*', default=[], type=view_subset,
+                        help='view sets to score, as comma-separated view indices')
+    parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)  # fills the fields of configs/_base_
+    if args.ann_file:
+        cfg.test_dataloader.dataset.ann_file = args.ann_file
     init_default_scope('mmdet')
     tta = MODELS.build(predictor_cfg(cfg, tta=True, tile=0)).eval()
     load_weights(tta, args.checkpoint)
+    if tta.views[0] != check_view({}):
+        parser.error(f'{args.config}: the first view must be the identity (the cost unit)')
+    for subset in args.subsets:
+        if max(subset) >= len(tta.views):
+            parser.error(f'--subsets: view {max(subset)} of {len(tta.views)}')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    rows, seconds = [], 0.0
-    for i in range(n):
+    rows, seconds = [], np.zeros(len(tta.views))
+    for i in range(args.offset, n, args.every):
         data = dataset[i]
         sample = data['data_samples']
         img = data['inputs'].permute(1, 2, 0).numpy()
         gt = gt_label_map(sample)
-        start = time.perf_counter()
-        views = [tta.predict_view(img, view) for view in tta.views]
-        seconds += time.perf_counter() - start
-        min_area = tta.post.min_area
-        maps = dict(
-            single=relabel(views[0].label_map, np.arange(len(views[0])), min_area)[0],
-            first_seen=first_seen_merge(views, tta.match_iou, tta.vote_thr, min_area),
-            first_seen_identity_last=first_seen_merge(views[1:] + views[:1], tta.match_iou,
-                                                      tta.vote_thr, min_area),
-            consensus=consensus_merge(views, match_iou=tta.match_iou, vote_thr=tta.vote_thr,
-                                      min_area=min_area).label_map,
-            consensus_reversed=consensus_merge(views[::-1], match_iou=tta.match_iou,
-                                               vote_thr=tta.vote_thr, min_area=min_area).label_map)
+        views = []
+        for k, view in enumerate(tta.views):
+            start = time.perf_counter()
+            views.append(tta.view_probs(img, view) if tta.merge == 'probabilities'
+                         else tta.predict_view(img, view))
+            seconds[k] += time.perf_counter() - start
+        maps = label_map_merges(tta, views) if tta.merge != 'probabilities' else dict(
+            single=merge_subset(tta, views, [0]))
+        for subset in args.subsets:
+            maps['views ' + ','.join(map(str, subset))] = merge_subset(tta, views, subset)
         kind = sample.metainfo.get('stratum', '').split('/')[0]
         rows.append((kind, {k: float(score_label_maps(gt, m).mean()) for k, m in maps.items()}))
     names = list(rows[0][1])
-    print(f'{n} images, {len(tta.views)} views, {seconds / n:.2f} s/image for the views on this '
-          'machine (prediction only)')
+    print(f'{len(rows)} images, {len(tta.views)} views, {seconds.sum() / len(rows):.2f} s/image '
+          'for the views on this machine (prediction only); cost of each view against the '
+          'identity: ' + ' '.join(f'{k}:{t / seconds[0]:.2f}' for k, t in enumerate(seconds)))
+    for subset in args.subsets:
+        print(f'views {",".join(map(str, subset))}: cost {seconds[subset].sum() / seconds[0]:.2f}'
+              ' x one view')
     print('merge'.ljust(26) + 'all'.rjust(8) + ''.join(k.rjust(12) for k in sorted({r[0] for r in rows})))
     for name in names:
         line = name.ljust(26) + f'{np.mean([r[1][name] for r in rows]):8.4f}'

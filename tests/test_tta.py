@@ -142,3 +142,26 @@ def test_bad_view_key_fails_loudly():
         check_view(dict(rotate=1))
     with pytest.raises(ValueError, match='flip'):
         check_view(dict(flip='diagonal'))
+
+
+def test_bench_view_subsets_merge_as_the_tta_model_does():
+    """bench_tta_merge scores view sets from per-view predictions: all views merged its
+    way must be the TTA model's own answer (the shipped U-Net: averaged probabilities)."""
+    from conftest import load_tool
+    from custom_modules.inference.builder import load_weights, predictor_cfg
+    from custom_modules.inference.model_zoo import load_config
+    bench = load_tool('bench/bench_tta_merge.py')
+    zoo = f'{REPO}/model_zoo/nucleiseg_unet'
+    tta = MODELS.build(predictor_cfg(load_config(f'{zoo}/config.py'), tta=True, tile=0)).eval()
+    load_weights(tta, f'{zoo}/weights.safetensors')
+    img = np.full((96, 128, 3), 30, np.uint8)
+    for k in range(6):
+        cv2.circle(img, (14 + 20 * k, 30 + 7 * k), 7, (200, 200, 200), -1)
+    probs = [tta.view_probs(img, view) for view in tta.views]
+    merged = bench.merge_subset(tta, probs, list(range(len(tta.views))))
+    expected = tta.predict_label_map(img).label_map
+    assert expected.max() > 0 and np.array_equal(merged, expected)
+    assert bench.view_subset('0,3,1') == [0, 3, 1]
+    for bad in ('0,0', '-1', 'a', ''):
+        with pytest.raises(Exception, match='view indices'):
+            bench.view_subset(bad)
