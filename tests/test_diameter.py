@@ -128,6 +128,18 @@ def test_given_diameter_rescales_without_probing():
     assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
 
 
+def test_small_nuclei_are_enlarged_by_lanczos():
+    img, truth = discs((100, 100), 4, 20)  # 8 px nuclei: enlarged 2.75x to 22 px
+    seen = []
+    net = SizeBlindNet()
+    original = net.predict_label_map
+    net.predict_label_map = lambda im, out_shape=None, raw=False: (
+        seen.append(im), original(im, out_shape, raw))[1]
+    pred = NucleusRescaledModel(module=net, diameter=8.0).predict_label_map(img)
+    assert np.array_equal(seen[0], cv2.resize(img, (275, 275), interpolation=cv2.INTER_LANCZOS4))
+    assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
+
+
 def test_training_size_images_are_predicted_unchanged():
     img, _ = discs((256, 256), 11, 52)
     net = SizeBlindNet()
