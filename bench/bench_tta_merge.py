@@ -122,6 +122,8 @@ def main(argv=None):
                         help='view sets to score, as comma-separated view indices')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
     args = parser.parse_args(argv)
+    if args.every < 1 or args.offset < 0 or (args.limit is not None and args.limit <= args.offset):
+        parser.error('need --every >= 1, --offset >= 0 and --limit above --offset')
     cfg = load_config(args.config)  # fills the fields of configs/_base_
     if args.ann_file:
         cfg.test_dataloader.dataset.ann_file = args.ann_file
@@ -135,6 +137,8 @@ def main(argv=None):
             parser.error(f'--subsets: view {max(subset)} of {len(tta.views)}')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    if args.offset >= n:
+        parser.error(f'--offset {args.offset}: the test set has {n} images')
     rows, seconds = [], np.zeros(len(tta.views))
     for i in range(args.offset, n, args.every):
         data = dataset[i]

@@ -201,6 +201,10 @@ def test_bench_scripts_bad_arguments(tmp_path):
             'configs/nope.py: no such config file')
     refused(call_tool('bench/bench_train_variants.py', SMOKE, '--steps', '3', '--skip', '2',
                       check=False), '--steps must exceed --skip + 1')
+    refused(call_tool('bench/bench_tta_merge.py', SMOKE, 'none.pth', '--every', '0',
+                      check=False), '--every >= 1')
+    refused(call_tool('bench/bench_tta_merge.py', SMOKE, 'none.pth', '--subsets', '0,0',
+                      check=False), 'need distinct view indices')
     refused(call_tool('bench/profile_inference.py', '--sizes', '640', check=False),
             "'640': expected WIDTHxHEIGHT")
     refused(call_tool('bench/profile_inference.py', '--reps', '0', check=False),
