@@ -100,12 +100,15 @@ def main(argv=None):
     start_model = copy.deepcopy(runner.model.state_dict())
     optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     start_optim = copy.deepcopy(optim_wrapper.state_dict())
-    unfused = copy.deepcopy(cfg.optim_wrapper)
-    unfused.optimizer.fused = False
-    if unfused.get('clip_grad'):
-        unfused.clip_grad.foreach = False
-    unfused = runner.build_optim_wrapper(unfused)
-    start_unfused = copy.deepcopy(unfused.state_dict())  # its param groups say fused=False
+    wrappers = {}  # arm -> its own optimizer wrapper and start state, where it differs
+    if 'unfused' in args.variants:
+        unfused = copy.deepcopy(cfg.optim_wrapper)
+        unfused.optimizer.fused = False
+        if unfused.get('clip_grad'):
+            unfused.clip_grad.foreach = False
+        unfused = runner.build_optim_wrapper(unfused)
+        # its own state: param groups say fused=False
+        wrappers['unfused'] = (unfused, copy.deepcopy(unfused.state_dict()))
     print(f'{osp.basename(args.config)}: {args.steps} steps of batch '
           f'{cfg.train_dataloader.batch_size}, first {args.skip} not timed, '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads')
@@ -115,10 +118,9 @@ def main(argv=None):
     for _ in range(args.rounds):
         for name in arms:
             runner.model.load_state_dict(start_model)
-            wrapper = unfused if name == 'unfused' else optim_wrapper
+            wrapper, start = wrappers.get(name, (optim_wrapper, start_optim))
             set_variant(runner.model, wrapper, name)
-            wrapper.load_state_dict(copy.deepcopy(start_unfused if name == 'unfused'
-                                                  else start_optim))  # no AdamW moments yet
+            wrapper.load_state_dict(copy.deepcopy(start))  # no AdamW moments yet
             runner.model.train()
             set_random_seed(0)  # the same RoI sampling and dropout in every arm
             per_step, losses[name], first = timed_steps(runner.model, wrapper, batches,

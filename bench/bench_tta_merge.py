@@ -22,8 +22,7 @@ import custom_modules  # noqa: F401
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import load_weights, predictor_cfg
 from custom_modules.inference.consensus import consensus_merge
-from custom_modules.inference.tta import check_view, merge_views
-from custom_modules.models.instances import apply_postprocess
+from custom_modules.inference.tta import check_view
 from custom_modules.structures.label_map import gt_label_map
 from custom_modules.structures.label_ops import label_map_iou, relabel
 from custom_modules.inference.model_zoo import load_config
@@ -102,13 +101,7 @@ def label_map_merges(tta, views) -> dict:
 
 def merge_subset(tta, views, subset) -> np.ndarray:
     """The label map of the views in ``subset``, merged as the TTA model merges."""
-    if tta.merge == 'probabilities':  # as NucleusTTAModel.predict_label_map
-        mean = np.mean([views[k].astype(np.float64) for k in subset], axis=0)
-        pred = merge_views([tta.decode_probs(mean.astype(np.float32), raw=True)],
-                           tta.post.min_area, tta.merge, score_thr=tta.score_thr)
-        return apply_postprocess(pred, tta.post).label_map
-    return consensus_merge([views[k] for k in subset], match_iou=tta.match_iou,
-                           vote_thr=tta.vote_thr, min_area=tta.post.min_area).label_map
+    return tta.merge_outputs([views[k] for k in subset]).label_map
 
 
 def main(argv=None):

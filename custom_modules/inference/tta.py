@@ -22,7 +22,7 @@ one decoded mean), then ``apply_postprocess`` (dilation).
 instead averages the views' probabilities in the original frame and decodes
 once, as U-Net practitioners do.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -98,6 +98,15 @@ def view_to_original(pred: LabelMapPrediction, view: dict,
     """A view's raw prediction without nuclei under ``score_thr``, in the original frame."""
     pred = filter_prediction(pred, score_thr)
     return pred.replace(label_map=inverse_geometry(pred.label_map, view))
+
+
+def mean_probs(view_probs: Iterable[np.ndarray]) -> np.ndarray:
+    """The mean of views' ``C x H x W`` probabilities, summed one at a time in float64
+    (the same mean in any view order)."""
+    total, count = np.float64(0), 0
+    for probs in view_probs:
+        total, count = total + probs.astype(np.float64), count + 1
+    return (total / count).astype(np.float32)
 
 
 def merge_views(preds: Sequence[LabelMapPrediction], min_area: int, merge: str = 'label_maps',
@@ -181,10 +190,7 @@ class NucleusTTAModel(BaseTTAModel):
         """The views' mean ``C x H x W`` probabilities (``merge='probabilities'``)."""
         if self.merge != 'probabilities':
             raise ValueError("predict_probs needs merge='probabilities'")
-        total = np.float64(0)
-        for view in self.views:  # float64 sums: the same mean in any view order
-            total = total + self.view_probs(img, view, out_shape).astype(np.float64)
-        return (total / len(self.views)).astype(np.float32)
+        return mean_probs(self.view_probs(img, view, out_shape) for view in self.views)
 
     def decode_probs(self, probs: np.ndarray, raw: bool = False) -> LabelMapPrediction:
         """The wrapped model's decoding of (averaged) probabilities."""
@@ -194,11 +200,18 @@ class NucleusTTAModel(BaseTTAModel):
                           raw: bool = False) -> LabelMapPrediction:
         """The consensus of all views of one ``H x W x 3`` image (see
         :class:`~custom_modules.structures.predictor.LabelMapPredictor`)."""
+        view_output = self.view_probs if self.merge == 'probabilities' else self.predict_view
+        return self.merge_outputs((view_output(img, view, out_shape) for view in self.views), raw)
+
+    def merge_outputs(self, outputs: Iterable, raw: bool = False) -> LabelMapPrediction:
+        """Views' outputs merged into one prediction: their probabilities
+        (:meth:`view_probs`) averaged and decoded (``merge='probabilities'``), else their
+        predictions (:meth:`predict_view`) by consensus; any subset of the views."""
         min_area = 0 if raw else self.post.min_area
         if self.merge == 'probabilities':
-            preds = [self.decode_probs(self.predict_probs(img, out_shape), raw=True)]
+            preds = [self.decode_probs(mean_probs(outputs), raw=True)]
         else:
-            preds = [self.predict_view(img, view, out_shape) for view in self.views]
+            preds = list(outputs)
         merged = merge_views(preds, min_area, self.merge, self.match_iou, self.vote_thr,
                              self.score_thr)
         return merged if raw else apply_postprocess(merged, self.post)
