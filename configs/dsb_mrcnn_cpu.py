@@ -29,5 +29,7 @@ model = dict(
     # 600 RoIs per image cost more than they teach a small model on 256 crops.
     train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=1000),
                    rcnn=dict(sampler=dict(num=256))),
-    # A model trained for 2 hours is rarely 0.9 confident about a true nucleus.
+    # A model trained for 2 hours is rarely 0.9 confident about a true nucleus. No RPN
+    # objectness floor (test_cfg.rpn.score_thr): 1.3-1.5x faster, but it cost large
+    # nuclei (BENCHMARKS.md "Where one view goes").
     test_cfg=dict(rcnn=dict(score_thr=0.5)))

@@ -1,11 +1,16 @@
-"""NucleusMaskRCNN's RPN caps grow with the image's area (tiny model, random weights)."""
+"""NucleusMaskRCNN's RPN caps grow with the image's area (tiny model, random weights); its
+RPN's objectness floor drops only what is under it."""
 import numpy as np
+import pytest
+import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
+from mmengine.structures import InstanceData
 
 import custom_modules  # noqa: F401
 from conftest import REPO
 from custom_modules.models.detector import rpn_caps_for_area
+from custom_modules.models.rpn_head import NucleusRPNHead
 
 SMOKE = f'{REPO}/configs/dsb_mrcnn_smoke.py'
 
@@ -36,3 +41,58 @@ def test_a_large_image_gets_more_proposals_a_small_one_the_configs(monkeypatch):
     model.predict_label_map(rng.integers(0, 255, (48, 56, 3), dtype=np.uint8))
     model.predict_label_map(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
     assert seen == [(500, 200), (2000, 800)]  # the smoke config's caps, then x4
+
+
+def rpn_boxes(n=300, seed=0):
+    """``n`` scored boxes in two levels, many overlapping, as the RPN hands them to its NMS."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * 200
+    wh = torch.rand(n, 2, generator=g) * 30 + 4
+    return InstanceData(bboxes=torch.cat([xy, xy + wh], 1), scores=torch.rand(n, generator=g) ** 3,
+                        level_ids=torch.randint(0, 2, (n,), generator=g))
+
+
+def proposals(head, results, **cfg):
+    cfg = ConfigDict(dict(nms_pre=1000, max_per_img=1000, nms=dict(iou_threshold=0.7), **cfg))
+    return head._bbox_post_process(results.clone(), cfg)
+
+
+def test_rpn_objectness_floor_drops_only_boxes_under_it():
+    head = NucleusRPNHead(in_channels=8)
+    mmdet_head = MODELS.build(dict(type='RPNHead', in_channels=8))
+    boxes = rpn_boxes()
+    plain = proposals(mmdet_head, boxes)
+    for cfg in ({}, dict(score_thr=0.0)):  # no floor: MMDetection's proposals, exactly
+        same = proposals(head, boxes, **cfg)
+        assert torch.equal(same.bboxes, plain.bboxes) and torch.equal(same.scores, plain.scores)
+    floored = proposals(head, boxes, score_thr=0.3)
+    # the same NMS run on the boxes at or over the floor: nothing else changes
+    expected = proposals(mmdet_head, boxes[boxes.scores >= 0.3])
+    assert torch.equal(floored.bboxes, expected.bboxes) and len(floored) < len(plain)
+    assert bool((floored.scores >= 0.3).all())
+    nothing = proposals(head, boxes, score_thr=0.999)  # all under it: no proposal, no error
+    assert len(nothing) == 0 and nothing.bboxes.shape == (0, 4)
+
+
+def test_rpn_objectness_floor_per_level_spares_the_levels_at_zero():
+    head = NucleusRPNHead(in_channels=8)  # MMDetection's default: 5 levels
+    boxes = rpn_boxes()
+    spared = proposals(head, boxes, score_thr=[0.3, 0, 0, 0, 0])
+    at_level_0 = boxes.level_ids == 0
+    expected = proposals(head, boxes[~at_level_0 | (boxes.scores >= 0.3)])
+    assert torch.equal(spared.bboxes, expected.bboxes)
+    assert len(proposals(head, boxes, score_thr=[0.3] * 5)) < len(spared)
+
+
+@pytest.mark.parametrize('floor', [-0.1, 1.0, float('nan'), [0.1, 0.1]])
+def test_rpn_objectness_floor_outside_0_1_is_refused(floor):
+    with pytest.raises(ValueError, match='test_cfg.rpn.score_thr'):
+        proposals(NucleusRPNHead(in_channels=8), rpn_boxes(20), score_thr=floor)
+
+
+def test_the_recipes_rpn_takes_a_floor_and_has_none():
+    for name in ('dsb_mrcnn_cpu_mnv2', 'dsb_mrcnn_r101'):  # off: it cost large nuclei
+        model = Config.fromfile(f'{REPO}/configs/{name}.py').model
+        assert model.rpn_head.type == 'NucleusRPNHead'
+        assert 'score_thr' not in model.test_cfg.rpn
+        assert 'score_thr' not in model.train_cfg.rpn_proposal

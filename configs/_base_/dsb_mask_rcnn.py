@@ -19,6 +19,9 @@ model = dict(
     # BACKBONE = "resnet101"
     backbone=dict(depth=101, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')),
     rpn_head=dict(
+        # MMDetection's RPNHead, with test_cfg.rpn.score_thr (an objectness floor before
+        # the proposals' NMS; absent here, as in the solution, which has none).
+        type='NucleusRPNHead',
         # RPN_ANCHOR_SCALES (8, 16, 32, 64, 128) on BACKBONE_STRIDES (4..64):
         # base size = stride x 2, one size per level; RPN_ANCHOR_RATIOS.
         anchor_generator=dict(scales=[2], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])),
