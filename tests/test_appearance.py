@@ -68,6 +68,20 @@ def test_float_images_clipped_to_byte_range(name):
     assert np.array_equal(out['img'], np.rint(out['img']))
 
 
+def test_down_up_enlarges_back_as_asked():
+    """Lanczos (what ``--diameter auto`` enlarges with) and linear give different images
+    from the same shrunk one: the same draw, only the enlargement differs."""
+    images = {}
+    for interpolation in ('linear', 'lanczos'):
+        np.random.seed(3)
+        step = TRANSFORMS.build(dict(type='RandomDownUp', scale_range=(0.4, 0.4), prob=1.0,
+                                     interpolation=interpolation))
+        images[interpolation] = step(sample(False))['img']
+    assert images['linear'].shape == images['lanczos'].shape == (64, 80, 3)
+    assert not np.array_equal(images['linear'], images['lanczos'])
+    assert appearance.is_grey(images['lanczos'])
+
+
 def test_grey_stays_grey_and_colour_becomes_grey():
     np.random.seed(0)
     noisy = build('RandomPoissonGaussianNoise', 1.0)(sample(False))['img']
@@ -82,6 +96,7 @@ def test_grey_stays_grey_and_colour_becomes_grey():
     (dict(type='RandomGammaContrast', gamma_range=(2.0, 1.0)), 'gamma_range'),
     (dict(type='RandomJPEG', quality_range=(50, 120)), 'quality_range'),
     (dict(type='RandomDownUp', scale_range=(0.5, 2.0)), 'scale_range'),
+    (dict(type='RandomDownUp', interpolation='nearest'), 'interpolation'),
     (dict(type='RandomInvert', prob=1.5), 'prob'),
     (dict(type='NucleusInputMode', mode='grey'), 'grey'),
 ])

@@ -95,3 +95,23 @@ def test_unwrapped_state_drops_only_a_leading_module_prefix():
     state = unwrapped_state({'state_dict': {'module.a.w': 1, 'b.module.c': 2, 'd': 3}})
     assert state == {'a.w': 1, 'b.module.c': 2, 'd': 3}
     assert unwrapped_state({'module.x': 4}) == {'x': 4}  # a bare state dict
+
+
+def test_shipped_safetensors_weights_load_as_a_checkpoint(tmp_path):
+    """``load_from`` a shipped model's ``weights.safetensors`` (fine-tuning it): its
+    half-precision tensors arrive as float32, nothing is unpickled; garbage is named."""
+    from safetensors.torch import save_file
+    state = {k: v.half() if v.is_floating_point() else v for k, v in _tiny().state_dict().items()}
+    path = tmp_path / 'weights.safetensors'
+    save_file(state, str(path))
+    ckpt = mm_checkpoint.CheckpointLoader.load_checkpoint(str(path))  # load_from's path
+    assert sorted(ckpt) == ['state_dict'] and ckpt['state_dict'].keys() == state.keys()
+    for key, value in ckpt['state_dict'].items():
+        assert value.dtype == (torch.float32 if state[key].is_floating_point() else state[key].dtype)
+        assert torch.equal(value, state[key].to(value.dtype)), key
+    net = _tiny()
+    mm_checkpoint.load_checkpoint(net, str(path), strict=True)
+    assert torch.equal(net.state_dict()['0.weight'], state['0.weight'].float())
+    path.write_bytes(b'not a safetensors file')
+    with pytest.raises(CheckpointError, match='weights.safetensors: not a loadable safetensors'):
+        load_checkpoint_file(str(path))

@@ -259,20 +259,30 @@ class RandomDownUp(_Appearance):
     Args:
         scale_range: the intermediate size as a fraction of the original.
         prob: probability of resampling.
+        interpolation: how the small image is enlarged back: ``'linear'``, ``'cubic'``
+            or ``'lanczos'`` (what ``--diameter auto`` enlarges small nuclei with).
     """
 
-    def __init__(self, scale_range: Range = (0.35, 0.8), prob: float = 0.3) -> None:
+    INTERPOLATIONS = {'linear': cv2.INTER_LINEAR, 'cubic': cv2.INTER_CUBIC,
+                      'lanczos': cv2.INTER_LANCZOS4}
+
+    def __init__(self, scale_range: Range = (0.35, 0.8), prob: float = 0.3,
+                 interpolation: str = 'linear') -> None:
         super().__init__(prob)
         self.scale_range = _check_range('scale_range', scale_range, 1e-3)
         if self.scale_range[1] > 1:
             raise ValueError(f'scale_range must lie in (0, 1], got {scale_range}')
+        if interpolation not in self.INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of {sorted(self.INTERPOLATIONS)}, '
+                             f'got {interpolation!r}')
+        self.interpolation = interpolation
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
         s = _draw(self.scale_range)
         small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
                            interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(small, (w, h), interpolation=self.INTERPOLATIONS[self.interpolation])
 
 
 @TRANSFORMS.register_module()

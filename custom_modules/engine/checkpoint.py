@@ -119,7 +119,8 @@ def refused_global(message: str) -> Optional[str]:
 
 
 def load_checkpoint_file(path: str, map_location='cpu', trust: Optional[bool] = None) -> dict:
-    """Load a local checkpoint: tensors and the data types mmengine saves.
+    """Load a local checkpoint: tensors and the data types mmengine saves, or the
+    tensors of a ``.safetensors`` file (a shipped model's weights, to fine-tune from).
 
     Args:
         path: the checkpoint.
@@ -135,6 +136,8 @@ def load_checkpoint_file(path: str, map_location='cpu', trust: Optional[bool] = 
     path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} can not be found.')
+    if path.endswith('.safetensors'):  # a shipped model's weights: tensors, never code
+        return dict(state_dict=read_safetensors(path)[0])
     try:
         ckpt = _torch_load(path, map_location, _TRUST['pickle'] if trust is None else trust)
     except UnsafeCheckpointError:
@@ -146,6 +149,24 @@ def load_checkpoint_file(path: str, map_location='cpu', trust: Optional[bool] = 
         raise CheckpointError(f'{path}: not a checkpoint (it holds a {type(ckpt).__name__}, '
                               'not a dict)')
     return ckpt
+
+
+def read_safetensors(path: str) -> tuple:
+    """The tensors of a ``.safetensors`` file, half-precision floats as float32, and its
+    metadata strings: ``(state_dict, meta)``. Nothing is unpickled.
+
+    Raises:
+        CheckpointError: naming ``path``: not a safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+    try:
+        state = load_file(path, device='cpu')
+        with safe_open(path, framework='pt') as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f'{path}: not a loadable safetensors file ({err})') from None
+    return {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}, meta
 
 
 def load_state_dict_file(path: str) -> dict:

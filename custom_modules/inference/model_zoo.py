@@ -172,7 +172,7 @@ def loaded_files(config_path: Optional[str]) -> List[str]:
 def load_safetensors(net, path: str) -> dict:
     """Load ``weights.safetensors`` into ``net`` (a built model), refusing one that does not fit.
 
-    Floats stored in half precision are cast to the model's dtype.
+    Floats stored in half precision are read as float32, then cast to the model's dtype.
 
     Returns:
         ``dict(state_dict=..., meta=...)`` (the file's metadata strings).
@@ -180,16 +180,8 @@ def load_safetensors(net, path: str) -> dict:
     Raises:
         CheckpointError: not a safetensors file, or weights of another model.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    from custom_modules.engine.checkpoint import CheckpointError, check_state_fits
-    try:
-        state = load_file(path, device='cpu')
-        with safe_open(path, framework='pt') as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f'{path}: not a loadable safetensors file ({err})') from None
+    from custom_modules.engine.checkpoint import check_state_fits, read_safetensors
+    state, meta = read_safetensors(path)
     check_state_fits(net, state, path)
     net.load_state_dict(state, strict=True)
     return dict(state_dict=state, meta=meta)
