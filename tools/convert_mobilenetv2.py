@@ -21,7 +21,7 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from custom_modules.engine.checkpoint import run_converter
+from custom_modules.engine.weight_convert import run_converter
 
 # Blocks per MMDetection stage: MobileNetV2's (t, c, n, s) table, column n.
 BLOCKS_PER_STAGE = (1, 2, 3, 4, 3, 3, 1)

@@ -16,26 +16,21 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
   instead of a bare ``URLError``.
 
 :func:`load_checkpoint_file` and :func:`check_checkpoint_fits` turn a truncated
-file or a checkpoint of another model into one line naming the file;
-:func:`convert_state_dict_file` is the weight converters' read, map and write, and
-:func:`run_converter` their ``main`` after the arguments.
+file or a checkpoint of another model into one line naming the file (the weight
+converters' read, map and write: :mod:`custom_modules.engine.weight_convert`).
 """
 import importlib
-import io
 import json
 import os.path as osp
 import pickle
 import re
-import sys
-from typing import Callable, Optional
+from typing import Optional
 
 import mmengine
 import numpy as np
 import torch
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
-
-from custom_modules.io.atomic import check_can_write, write_atomic
 
 OFFLINE_HINT = ('without a network, train from scratch with `--cfg-options load_from=None '
                 'model.backbone.init_cfg=None`, or point load_from at a local checkpoint '
@@ -193,52 +188,6 @@ def load_state_dict_file(path: str) -> dict:
         raise CheckpointError(f'{path}: not a state dict of tensors ({other!r} holds a '
                               f'{type(state[other]).__name__})')
     return state
-
-
-def save_state_dict(path: str, state: dict) -> None:
-    """Write ``{'state_dict': state}`` to ``path`` all-or-nothing (for ``init_cfg=Pretrained``)."""
-    buffer = io.BytesIO()
-    torch.save({'state_dict': state}, buffer)
-    write_atomic(str(path), buffer.getvalue())
-
-
-def convert_state_dict_file(src: str, dst: str, convert: Callable[[dict], dict],
-                            model: torch.nn.Module, name: str) -> dict:
-    """Map the state dict at ``src`` with ``convert`` and write it to ``dst``; return it.
-
-    Nothing is written unless ``dst`` is writable, ``convert`` returns (it refuses
-    with a ValueError) and every key and shape of the result fits ``model``
-    (``name``: the network, for messages).
-
-    Raises:
-        OSError: ``src`` missing, or ``dst`` not writable; the message names it.
-        CheckpointError: one line naming ``src``: unreadable, refused, or not fitting.
-    """
-    check_can_write([str(dst)])
-    state = load_state_dict_file(str(src))
-    try:
-        converted = convert(state)
-    except ValueError as err:
-        raise CheckpointError(f'{src}: {err}') from None
-    check_state_fits(model, converted, f'{src} (converted for {name})')
-    save_state_dict(dst, converted)
-    return converted
-
-
-def run_converter(src: Optional[str], default_source: Callable[[], str], dst: str,
-                  convert: Callable[[dict], dict], model: Callable[[], torch.nn.Module],
-                  name: str) -> int:
-    """A weight converter's run: :func:`convert_state_dict_file` from ``src`` (or
-    ``default_source()``) to ``dst`` for ``model()``; 0 after a line of what it wrote,
-    or 2 after ``error: ...`` on stderr (no source, ``dst`` not writable, a refused file)."""
-    try:
-        src = src or default_source()
-        converted = convert_state_dict_file(src, dst, convert, model(), name)
-    except (OSError, ValueError) as err:  # CheckpointError is a ValueError naming src
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(f'{len(converted)} tensors of {name} from {src} -> {dst}')
-    return 0
 
 
 def check_checkpoint_fits(model: torch.nn.Module, path: str, examples: int = 3,
