@@ -8,6 +8,8 @@ Three of mmengine 0.10.7's loaders are re-registered here, and only here:
   and scalars). A checkpoint that names anything else could run code when
   loaded: it is refused with one line naming the file and the type, unless
   :func:`trust_pickled_code` (the tools' ``--trust-pickle``) allows it.
+  A ``.safetensors`` file (a shipped model's weights, ``load_from`` to fine-tune
+  it) is read with safetensors: tensors only.
 * ``torchvision://NAME`` (the ImageNet initialisation of MMDetection's
   ResNets): mmengine imports torchvision to look the URL up, and torchvision's
   registry wheels cannot load beside the CPU torch. Where torchvision cannot
