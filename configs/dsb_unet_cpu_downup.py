@@ -4,6 +4,8 @@
 # 563 images as the shipped U-Net was (README, "Train"):
 #   python tools/train.py configs/dsb_unet_cpu_downup.py --work-dir work_dirs/unet_downup \
 #     --cfg-options train_dataloader.dataset.ann_file=data/generated/dsb/full.json
+# Measured, not shipped: half-size images +0.007 with --diameter auto, native ones -0.008
+# (BENCHMARKS.md, "Nucleus size").
 _base_ = './dsb_unet_cpu.py'
 
 # Tensors only (read as float32, nothing unpickled): the shipped weights are the start.
