@@ -156,10 +156,9 @@ def read_safetensors(path: str) -> tuple:
         CheckpointError: naming ``path``: not a safetensors file.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
     try:
-        state = load_file(path, device='cpu')
-        with safe_open(path, framework='pt') as f:
+        with safe_open(path, framework='pt', device='cpu') as f:  # one open: tensors and header
+            state = {key: f.get_tensor(key) for key in f.keys()}
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f'{path}: not a loadable safetensors file ({err})') from None
