@@ -105,3 +105,16 @@ def test_two_processes_train_alike_and_test_like_one(tmp_path, prepared_set):
     for a, b in zip(one, two):
         assert np.array_equal(a['pred_label_map'], b['pred_label_map'])
         assert torch.equal(a['pred_instances']['scores'], b['pred_instances']['scores'])
+
+
+@pytest.mark.parametrize('rank_env', [False, True])
+def test_exit_process_keeps_code_and_output(rank_env):
+    """A torchrun rank ends by os._exit (no teardown) with its code and its output flushed."""
+    code = ('import sys; from custom_modules.engine.distributed import exit_process\n'
+            'print("written", end=""); sys.stderr.write("said")\nexit_process(3)\n')
+    env = {k: v for k, v in os.environ.items() if k != 'TORCHELASTIC_RUN_ID'}
+    if rank_env:
+        env['TORCHELASTIC_RUN_ID'] = 'test'
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert (proc.returncode, proc.stdout, proc.stderr.endswith('said')) == (3, 'written', True)

@@ -24,7 +24,8 @@ from mmengine.runner import Runner
 
 from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
 from custom_modules.engine.config_check import check_data_paths
-from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
+from custom_modules.engine.distributed import (exit_process, setup_cpu_distributed,
+                                               shutdown_distributed)
 from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
 from custom_modules.inference.model_zoo import load_config
 from custom_modules.io.atomic import check_can_write
@@ -121,9 +122,10 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    del runner  # its DDP wrapper holds the process group
     shutdown_distributed()
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -23,7 +23,8 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from custom_modules.engine.checkpoint import (CheckpointError, check_state_fits,
                                               load_checkpoint_file, trust_pickled_code)
 from custom_modules.engine.config_check import check_data_paths
-from custom_modules.engine.distributed import setup_cpu_distributed, shutdown_distributed
+from custom_modules.engine.distributed import (exit_process, setup_cpu_distributed,
+                                               shutdown_distributed)
 from custom_modules.inference.model_zoo import load_config
 
 
@@ -135,9 +136,10 @@ def main(argv=None):
     if distributed_note:
         runner.logger.info(distributed_note)
     runner.train()
+    del runner  # its DDP wrapper holds the process group
     shutdown_distributed()
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

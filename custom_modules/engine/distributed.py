@@ -7,7 +7,10 @@ passes ``device_ids=[LOCAL_RANK]``, which DDP refuses for a model on the CPU.
 :func:`setup_cpu_distributed` works around all three, before the runner is built.
 """
 import datetime
+import gc
+import logging
 import os
+import sys
 from typing import Optional
 
 import torch
@@ -68,7 +71,28 @@ def setup_cpu_distributed(cfg, launcher: str) -> Optional[str]:
 
 
 def shutdown_distributed() -> None:
-    """Close the process group before exit (a live gloo group can abort the interpreter)."""
+    """Close the process group while the interpreter is whole.
+
+    Collects garbage first: the runner's DDP wrapper (a reference cycle through
+    its loops) holds the group and tensors, and left to interpreter shutdown
+    their destruction can abort a rank after its work is done.
+    """
+    gc.collect()
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+def exit_process(code: int) -> None:
+    """End a tool's process with ``code``; a torchrun rank skips interpreter teardown.
+
+    A gloo rank's C++ threads and sockets outlive Python's finalization order,
+    so a finished rank can still die with SIGABRT there (torchrun then fails the
+    whole job). Output is flushed and logs closed before ``os._exit``.
+    """
+    if 'TORCHELASTIC_RUN_ID' not in os.environ:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
