@@ -86,3 +86,26 @@ def test_tools_refuse_text_for_max_iters_in_one_line(tool, tmp_path, capsys, mon
     assert len(lines) == 1 and lines[0].endswith(
         'error: --cfg-options: train_cfg.max_iters=abc: expected an integer (the config has 6)'), err
     assert not (tmp_path / 'work').exists()
+
+
+def test_dotted_option_into_a_field_reaches_where_it_is_filled_in():
+    """``appearance.0.prob`` changes the training pipeline that '{appearance}' fills."""
+    import os.path as osp
+
+    from conftest import REPO
+
+    from custom_modules.inference.model_zoo import load_config
+    path = osp.join(REPO, 'configs', 'dsb_unet_cpu_downup.py')
+
+    def down_up(cfg):
+        return [step for step in cfg.train_dataloader.dataset.pipeline
+                if step['type'] == 'RandomDownUp']
+    assert [step['prob'] for step in down_up(load_config(path))] == [0.3]
+    cfg = load_config(path, {'appearance.0.prob': 0.15,
+                             'train_dataloader.dataset.ann_file': 'elsewhere.json'})
+    assert [step['prob'] for step in down_up(cfg)] == [0.15] and cfg.appearance[0]['prob'] == 0.15
+    assert cfg.train_dataloader.dataset.ann_file == 'elsewhere.json'
+    # train_pipeline is ['{train_load}', '{augment}', '{pack}']: its filled indices differ.
+    with pytest.raises(ValueError, match=r'train_pipeline\.3\.prob: train_pipeline is built '
+                                         r'from fields \(\{augment\}, \{pack\}, \{train_load\}\)'):
+        load_config(path, {'train_pipeline.3.prob': 0.5})

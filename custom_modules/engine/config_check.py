@@ -151,6 +151,49 @@ def fill_fields(cfg) -> None:
             cfg[key] = filled
 
 
+def _field_names(value) -> set:
+    """The names of the fields (``'{name}'``) anywhere in ``value``."""
+    if isinstance(value, str):
+        return set(FIELD.findall(value))
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_field_names(item) for item in value))
+    return set()
+
+
+def split_field_options(cfg, options: Mapping) -> Tuple[dict, dict]:
+    """Split dotted ``--cfg-options`` into those merged before the fields are filled and after.
+
+    A dotted option into a key that a field names (``appearance.0.prob=0.15``,
+    ``{appearance}`` filled into the training pipeline) is merged before
+    :func:`fill_fields`, so the change reaches every place the key is filled
+    in; any other (``train_dataloader.dataset.ann_file=...``) after it.
+
+    Returns:
+        ``(before, after)``, both ``{dotted.key: value}``.
+
+    Raises:
+        ValueError: an option into a key whose own value holds fields (its
+            indices are not those of the filled config): set the pieces instead.
+    """
+    top = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    named = _field_names(list(top.values()))
+    before, after = {}, {}
+    for key, value in options.items():
+        head = key.split('.')[0]
+        if head not in named:
+            after[key] = value
+            continue
+        inner = _field_names(top[head])
+        if inner:
+            raise ValueError(f'--cfg-options {key}: {head} is built from fields '
+                             f'({", ".join("{" + n + "}" for n in sorted(inner))}); '
+                             'override one of those, or the whole key')
+        before[key] = value
+    return before, after
+
+
 def dataset_path(dataset: Mapping, path) -> Optional[str]:
     """``path`` joined to the dataset's ``data_root`` as mmengine does; None if not a path."""
     if not isinstance(path, str) or not path:

@@ -255,7 +255,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
 
     Overrides of top-level keys (``data_root=/data/``, ``fold=1``) are merged
     before :func:`~custom_modules.engine.config_check.fill_fields`, so what
-    follows from them moves; dotted ones (``train_dataloader.dataset.ann_file=...``)
+    follows from them moves, and so are dotted ones into a key a field names
+    (``appearance.0.prob=0.15``); other dotted ones (``train_dataloader.dataset.ann_file=...``)
     after it, so they set exactly that value. A shipped model's ``config.py``
     gets its ``thresholds.json`` (before the overrides), and an ensemble its
     members named by model (:func:`prepare_config`). Warnings of
@@ -269,7 +270,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
     """
     from mmengine.config import Config
 
-    from custom_modules.engine.config_check import check_cfg_options, fill_fields
+    from custom_modules.engine.config_check import (check_cfg_options, fill_fields,
+                                                    split_field_options)
     if not os.path.isfile(path):
         raise ValueError(f'{path}: no such config file')
     try:
@@ -278,11 +280,13 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
         raise ValueError(f'{path}: cannot load the config ({type(err).__name__}: {err})') from err
     options = dict(cfg_options or {})
     top = {k: v for k, v in options.items() if '.' not in k}
+    into_fields, dotted = split_field_options(
+        cfg, {k: v for k, v in options.items() if '.' in k})
+    top.update(into_fields)
     warnings = check_cfg_options(cfg, top)
     cfg.merge_from_dict(top)
     fill_fields(cfg)
     cfg = prepare_config(cfg, path)
-    dotted = {k: v for k, v in options.items() if '.' in k}
     warnings += check_cfg_options(cfg, dotted)
     cfg.merge_from_dict(dotted)
     for warning in warnings:
