@@ -109,3 +109,13 @@ def test_dotted_option_into_a_field_reaches_where_it_is_filled_in():
     with pytest.raises(ValueError, match=r'train_pipeline\.3\.prob: train_pipeline is built '
                                          r'from fields \(\{augment\}, \{pack\}, \{train_load\}\)'):
         load_config(path, {'train_pipeline.3.prob': 0.5})
+
+
+def test_split_field_options_on_a_plain_config():
+    from custom_modules.engine.config_check import split_field_options
+    cfg = Config(dict(path='{root}x/{fold}', piece=[dict(p=1)], pipe=['{piece}'], fold=0,
+                      built=['{piece}'], uses=['{built}']))
+    before, after = split_field_options(cfg, {'root.z': 1, 'piece.0.p': 2, 'pipe.0.p': 3})
+    assert before == {'piece.0.p': 2} and after == {'root.z': 1, 'pipe.0.p': 3}
+    with pytest.raises(ValueError, match=r'built\.0\.p: built is built from fields \(\{piece\}\)'):
+        split_field_options(cfg, {'built.0.p': 4})

@@ -182,7 +182,7 @@ def split_field_options(cfg, options: Mapping) -> Tuple[dict, dict]:
     before, after = {}, {}
     for key, value in options.items():
         head = key.split('.')[0]
-        if head not in named:
+        if head not in named or head not in top:
             after[key] = value
             continue
         inner = _field_names(top[head])
