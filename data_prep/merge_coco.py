@@ -20,6 +20,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from custom_modules.io.atomic import write_all_or_nothing
+from data_prep.outputs import coco_dict
 
 
 def read_coco(path: str) -> dict:
@@ -65,8 +66,7 @@ def merge(inputs: List[Tuple[str, Optional[str]]]) -> dict:
                 raise ValueError(f'{path}: annotation {ann.get("id")} names image '
                                  f'{ann["image_id"]}, which the file does not hold')
             anns.append(dict(ann, id=len(anns) + 1, image_id=new_id[ann['image_id']]))
-    return dict(info=dict(description='merged by nucleiseg data_prep/merge_coco.py'),
-                images=images, annotations=anns, categories=categories)
+    return coco_dict(images, anns, True, categories)
 
 
 def main(argv=None) -> int:

@@ -73,12 +73,12 @@ def setup_cpu_distributed(cfg, launcher: str) -> Optional[str]:
 def shutdown_distributed() -> None:
     """Close the process group while the interpreter is whole.
 
-    Collects garbage first: the runner's DDP wrapper (a reference cycle through
-    its loops) holds the group and tensors, and left to interpreter shutdown
-    their destruction can abort a rank after its work is done.
+    With a live group, collects garbage first: the runner's DDP wrapper (a
+    reference cycle through its loops) holds the group and tensors, and left to
+    interpreter shutdown their destruction can abort a rank after its work is done.
     """
-    gc.collect()
     if torch_dist.is_available() and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.barrier()
         torch_dist.destroy_process_group()
 
