@@ -33,6 +33,9 @@ def read_coco(path: str) -> dict:
     if not isinstance(coco, dict) or not isinstance(coco.get('images'), list) \
             or not isinstance(coco.get('categories'), list):
         raise ValueError(f'{path}: not a COCO file (no images or categories list)')
+    if not isinstance(coco.get('annotations'), list):
+        raise ValueError(f'{path}: images only, no annotations: in a training set its '
+                         'nuclei would be learnt as background')
     return coco
 
 
@@ -41,7 +44,7 @@ def merge(inputs: List[Tuple[str, Optional[str]]]) -> dict:
 
     Raises:
         ValueError: a file that is not COCO, categories that differ from the
-            first file's, or an image that two inputs both hold.
+            first file's, an images-only file, or an image that two inputs both hold.
     """
     images, anns, seen, categories = [], [], {}, None
     for path, img_dir in inputs:
@@ -61,7 +64,7 @@ def merge(inputs: List[Tuple[str, Optional[str]]]) -> dict:
             seen[name] = path
             new_id[im['id']] = len(images) + 1
             images.append(dict(im, id=len(images) + 1, file_name=name))
-        for ann in coco.get('annotations', []):
+        for ann in coco['annotations']:
             if ann['image_id'] not in new_id:
                 raise ValueError(f'{path}: annotation {ann.get("id")} names image '
                                  f'{ann["image_id"]}, which the file does not hold')

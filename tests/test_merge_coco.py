@@ -45,6 +45,8 @@ def test_merge_refuses_in_one_line_and_writes_nothing(tmp_path):
               'differ from'),
              (a, 'image x.png is also in'),
              (write(tmp_path / 'bad.json', {'images': 3}), 'not a COCO file'),
+             (write(tmp_path / 'test.json', dict(images=[], categories=CATS)),
+              'images only, no annotations'),
              (tmp_path / 'none.json', 'cannot read a COCO JSON')]
     for other, says in cases:
         proc = call_tool('data_prep/merge_coco.py', out, a, other, check=False)
@@ -53,4 +55,4 @@ def test_merge_refuses_in_one_line_and_writes_nothing(tmp_path):
         assert str(other) in lines[0] and not out.exists()
     proc = call_tool('data_prep/merge_coco.py', out, f'{a}={tmp_path}/no_dir', check=False)
     assert proc.returncode == 2 and 'no such image folder' in proc.stderr
-    assert sorted(os.listdir(tmp_path)) == ['a.json', 'bad.json', 'c.json']
+    assert sorted(os.listdir(tmp_path)) == ['a.json', 'bad.json', 'c.json', 'test.json']
