@@ -9,7 +9,7 @@ the config merges (consensus of label maps, or the mean of probabilities), each
 with its cost: the seconds its views took against the identity view's.
 
     python bench/bench_tta_merge.py CONFIG CHECKPOINT [--limit N] [--every K --offset I]
-        [--subsets 0,1,2,4 0,4 ...] [--ann-file COCO_JSON]
+        [--subsets 0,1,2,4 0,4 ...] [--ann-file COCO_JSON] [--tta-views full]
 """
 import argparse
 import time
@@ -114,6 +114,8 @@ def main(argv=None):
     parser.add_argument('--subsets', nargs='*', default=[], type=view_subset,
                         help='view sets to score, as comma-separated view indices')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
+    parser.add_argument('--tta-views', metavar='NAME', help="the config's view set "
+                        "tta_views_NAME (e.g. 'full': the 15) instead of its tta_model's")
     args = parser.parse_args(argv)
     if args.every < 1 or args.offset < 0 or (args.limit is not None and args.limit <= args.offset):
         parser.error('need --every >= 1, --offset >= 0 and --limit above --offset')
@@ -121,7 +123,10 @@ def main(argv=None):
     if args.ann_file:
         cfg.test_dataloader.dataset.ann_file = args.ann_file
     init_default_scope('mmdet')
-    tta = MODELS.build(predictor_cfg(cfg, tta=True, tile=0)).eval()
+    try:
+        tta = MODELS.build(predictor_cfg(cfg, tta=args.tta_views or True, tile=0)).eval()
+    except KeyError as err:
+        parser.error(str(err.args[0]))
     load_weights(tta, args.checkpoint)
     if tta.views[0] != check_view({}):
         parser.error(f'{args.config}: the first view must be the identity (the cost unit)')

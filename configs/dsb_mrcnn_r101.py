@@ -1,6 +1,7 @@
 # The 2018 Data Science Bowl 3rd-place solution (one Matterport Mask R-CNN R101)
 # reproduced in MMDetection: its model (_base_/dsb_mask_rcnn.py), data with its
-# crops and augmentations, its schedule, its 15 test-time views (_base_/tta.py).
+# crops and augmentations, its schedule, its 15 test-time views (_base_/tta.py's
+# tta_views_full; the CPU recipes' --tta default is 5 of them).
 # Comments name the solution's setting each value comes from.
 _base_ = ['./_base_/dsb_mask_rcnn.py', './_base_/dsb_dataset.py', './_base_/runtime.py',
           './_base_/tta.py']
@@ -50,3 +51,5 @@ default_hooks = dict(checkpoint=dict(interval=10 * iters_per_epoch))
 # `--cfg-options load_from=None model.backbone.init_cfg=None` (from scratch)
 # or `load_from=/path/to/local.pth`.
 load_from = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r101_fpn_2x_coco/mask_rcnn_r101_fpn_2x_coco_bbox_mAP-0.408__segm_mAP-0.366_20200505_071027-14b391c7.pth'  # noqa: E501
+
+tta_model = dict(views={{_base_.tta_views_full}})  # the solution's 15 views

@@ -55,6 +55,7 @@ optim_wrapper = dict(type='CPUBFloat16OptimWrapper', bf16='auto')
 
 # U-Net practice: average the probabilities of the 8 flips and quarter turns.
 tta_model = dict(views={{_base_.d4_views}}, merge='probabilities')
+tta_views_full = {{_base_.d4_views}}  # --tta-views full: its 8 are already its full set
 
 # Larger tiles than the Mask R-CNN's: the decoder's GroupNorm normalises by the
 # statistics of its input, so a tile's probabilities differ from the whole

@@ -162,6 +162,21 @@ def test_faithful_config_values():
     assert cfg.model.test_cfg.rcnn.score_thr == 0.9 and cfg.model.test_cfg.rcnn.max_per_img == 512
     assert cfg.model.train_cfg.rcnn.sampler.num == 600
     assert cfg.load_from.startswith('https://download.openmmlab.com/')
+    assert len(cfg.tta_model.views) == 15  # the solution's own views
+
+
+def test_tta_view_sets_default_full_and_a_missing_one():
+    """``--tta``: the config's default set; ``--tta-views full``: the 15 (the U-Net's 8);
+    a set the config lacks: one line naming the sets it has."""
+    mrcnn = Config.fromfile(osp.join(REPO, 'configs', 'dsb_mrcnn_cpu_mnv2.py'))
+    unet = Config.fromfile(osp.join(REPO, 'configs', 'dsb_unet_cpu.py'))
+    assert [len(predictor_cfg(mrcnn, tta=t, tile=0)['views']) for t in (True, 'full')] == [5, 15]
+    assert predictor_cfg(mrcnn, tta=True, tile=0)['views'][0] == {}  # the identity first
+    assert [len(predictor_cfg(unet, tta=t, tile=0)['views']) for t in (True, 'full')] == [8, 8]
+    with pytest.raises(KeyError, match=r'--tta-views fast: .*tta_views_fast \(it has: full\)'):
+        predictor_cfg(mrcnn, tta='fast')
+    ensemble = Config.fromfile(osp.join(REPO, 'configs', 'dsb_ensemble_cpu.py'))
+    assert predictor_cfg(ensemble, tta='full', tile=0)['tta'] == 'full'  # passed to each member
 
 
 @pytest.mark.slow

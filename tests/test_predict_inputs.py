@@ -120,6 +120,9 @@ def test_rerun_with_other_settings_is_redone(tmp_path, capsys):
     (out / 'run_settings' / 'b.json').unlink()  # outputs of an older version, or lost
     code, stdout, _ = run(capsys, tmp_path / 'in', '--out', out, '--tta', '--tile', '0')
     assert '1 images done (1 redone: no record of the settings), 1 skipped' in stdout, stdout
+    code, stdout, _ = run(capsys, images[0], '--out', out, '--tta-views', 'full', '--tile', '0')
+    assert '1 images done (1 redone: settings changed (tta))' in stdout, stdout
+    assert json.loads((out / 'run_settings' / 'a.json').read_text())['tta'] == 'full'
 
 
 def test_rerun_with_other_weights_is_redone(tmp_path, capsys, monkeypatch):

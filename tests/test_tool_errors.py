@@ -121,6 +121,10 @@ def test_test_missing_config_data_or_unwritable_out(tmp_path, fake_data):
                       '--cfg-options', f'test_dataloader.dataset.ann_file={tmp_path}/none.json',
                       check=False),
             f'test_dataloader.dataset.ann_file: no such file {tmp_path}/none.json')
+    refused(call_tool('tools/test.py', SMOKE, str(ckpt), '--work-dir', str(tmp_path / 'work'),
+                      '--tta-views', 'fast', '--cfg-options', *fake_data, check=False),
+            '--tta-views fast: configs/dsb_mrcnn_smoke.py has no view set tta_views_fast '
+            '(it has: full)')
     assert not (tmp_path / 'work').exists()
 
 

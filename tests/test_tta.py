@@ -23,7 +23,7 @@ D4_VIEWS = [check_view(v) for v in [dict(), dict(flip="horizontal"), dict(flip="
 @pytest.fixture(scope='module')
 def r101_views():
     """The R101 recipe's 15 test-time views (read when a test needs them, not at import)."""
-    return Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').tta_views
+    return Config.fromfile(f"{REPO}/configs/dsb_mrcnn_r101.py").tta_model.views
 
 
 def at_shape(label_map, out_shape):

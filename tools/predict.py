@@ -1,8 +1,8 @@
 """Segment the nuclei of your own images: label images, overlays, measurements.
 
     python tools/predict.py IMAGES... --out DIR [--model NAME | --config C --checkpoint K]
-        [--tta] [--tile N] [--diameter auto|PIXELS|none] [--page P] [--submission]
-        [--coco-json] [--imagej-roi] [--geojson] [--max-pixels N] [--trust-pickle]
+        [--tta | --tta-views full] [--tile N] [--diameter auto|PIXELS|none] [--page P]
+        [--submission] [--coco-json] [--imagej-roi] [--geojson] [--max-pixels N] [--trust-pickle]
         [--workers N | --scheduler ADDRESS]
     python tools/predict.py --list-models
 
@@ -134,8 +134,8 @@ def main(argv=None, inferencer=None):
                                            max_pixels=args.max_pixels,
                                            trust_pickle=args.trust_pickle)
         settings = run_settings(args, inferencer, diameter)
-    except (ValueError, KeyError, OSError) as err:
-        print(f'error: {err}', file=sys.stderr)
+    except (ValueError, KeyError, OSError) as err:  # a KeyError's text without its quotes
+        print(f'error: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
         return 2
     done, skipped, failed, redone, todo = [], [], [], Counter(), {}
     for path in images:

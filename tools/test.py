@@ -1,6 +1,7 @@
 """Test a nucleus segmenter: MMDetection's tools/test.py, with the same flags.
 
-    python tools/test.py CONFIG [CHECKPOINT] [--tta] [--tile N] [--diameter auto|PIXELS|none]
+    python tools/test.py CONFIG [CHECKPOINT] [--tta | --tta-views full] [--tile N]
+        [--diameter auto|PIXELS|none]
         [--out preds.pkl] [--show-dir DIR] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
         [--trust-pickle]
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
                         'go under the work dir')
     parser.add_argument('--tta', action='store_true', help="test-time augmentation (the config's "
                         'tta_model and its views)')
+    parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
+                        "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
     parser.add_argument('--tile', type=int, help='predict by tiles of N x N pixels (overlap: the '
                         "config's tile.overlap); 0: never tile; default: the config's tile "
                         'settings, which tile large images only')

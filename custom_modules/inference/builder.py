@@ -13,13 +13,15 @@ from custom_modules.inference.diameter import parse_diameter
 from custom_modules.structures.predictor import innermost
 
 
-def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None,
+def predictor_cfg(cfg: Config, tta: Union[bool, str] = False, tile: Optional[int] = None,
                   diameter: Union[str, float, None] = None) -> dict:
     """The model config to test with.
 
     Args:
         cfg: a full config (``model``, optional ``tta_model`` and ``tile``).
-        tta: wrap the model in ``cfg.tta_model`` (its views).
+        tta: wrap the model in ``cfg.tta_model`` (its views); a name: with the
+            config's view set ``tta_views_<name>`` instead (``'full'``: the
+            3rd-place solution's 15 views, :func:`named_views`).
         tile: ``None``: the config's ``tile`` settings (large images tiled);
             ``0``: never tile; ``N``: tile every image larger than N x N.
         diameter: ``'auto'``: estimate each image's nucleus size and rescale it
@@ -27,7 +29,7 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None,
             (:mod:`custom_modules.inference.diameter`).
 
     Raises:
-        KeyError: ``tta`` without a ``tta_model``.
+        KeyError: ``tta`` without a ``tta_model``, or a view set the config lacks.
         ValueError: tiles no larger than their overlap.
     """
     model = cfg.model
@@ -37,6 +39,8 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None,
         if 'tta_model' not in cfg:
             raise KeyError(f'{cfg.filename} defines no tta_model')
         model = dict(cfg.tta_model, module=model)
+        if isinstance(tta, str):
+            model['views'] = named_views(cfg, tta)
     tiling = dict(cfg.get('tile', None) or {})
     if tile is not None:
         tiling = dict(tiling, size=tile, tile_above=0) if tile > 0 else {}
@@ -53,6 +57,20 @@ def predictor_cfg(cfg: Config, tta: bool = False, tile: Optional[int] = None,
         model = dict(type='NucleusRescaledModel', module=model, diameter=diameter,
                      **cfg.get('nucleus_size', {}))
     return model
+
+
+def named_views(cfg: Config, name: str) -> list:
+    """The config's view set ``tta_views_<name>`` (``--tta-views NAME``).
+
+    Raises:
+        KeyError: no such set, in one line naming the sets the config has.
+    """
+    key = f'tta_views_{name}'
+    if not isinstance(cfg.get(key, None), (list, tuple)):
+        sets = sorted(k[len('tta_views_'):] for k in cfg if k.startswith('tta_views_'))
+        raise KeyError(f"--tta-views {name}: {cfg.filename} has no view set {key} "
+                       f"(it has: {', '.join(sets) or 'none'})")
+    return list(cfg[key])
 
 
 def model_min_area(cfg: Config) -> int:

@@ -29,7 +29,7 @@ class ModelSpec(NamedTuple):
     """What a worker needs to build the inferencer (``NucleusInferencer``'s arguments)."""
     model: Optional[str] = None
     weights: Optional[str] = None
-    tta: bool = False
+    tta: Union[bool, str] = False  # or a view set's name
     tile: Optional[int] = None
     device: str = 'cpu'
     diameter: Union[str, float, None] = 'auto'

@@ -18,7 +18,7 @@ ensemble is a :class:`~custom_modules.structures.predictor.LabelMapPredictor` of
 members that are too: tiling and TTA wrap it, and a member may be a tiled or a TTA model
 (``dict(model=...)``).
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 from mmdet.registry import MODELS
@@ -84,7 +84,8 @@ class NucleusEnsemble(BaseModel):
             ``dict(model=..., weight=1.0)``: a predictor's model config built as
             it is (no weights loaded: the classical segmenter, a wrapper of one).
         merge: ``'consensus'``, ``'probabilities'`` or ``'split'`` (module doc).
-        tta: each member predicts with its own test-time augmentation.
+        tta: each member predicts with its own test-time augmentation (a name:
+            with its config's view set ``tta_views_<name>``).
         match_iou: consensus matching IoU.
         vote_thr: consensus share of the total weight a pixel needs.
         score_thr: nuclei scoring below it (after merging) go.
@@ -92,9 +93,10 @@ class NucleusEnsemble(BaseModel):
         data_preprocessor: unused (members preprocess their input).
     """
 
-    def __init__(self, members: Sequence[dict], merge: str = 'consensus', tta: bool = False,
-                 match_iou: float = 0.5, vote_thr: float = 0.5, score_thr: float = 0.0,
-                 min_area: int = 10, data_preprocessor: Optional[dict] = None) -> None:
+    def __init__(self, members: Sequence[dict], merge: str = 'consensus',
+                 tta: Union[bool, str] = False, match_iou: float = 0.5, vote_thr: float = 0.5,
+                 score_thr: float = 0.0, min_area: int = 10,
+                 data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         if merge not in MERGES:
             raise ValueError(f'merge must be one of {MERGES}, got {merge!r}')

@@ -72,7 +72,8 @@ class NucleusInferencer:
         model: a shipped model's name or folder, or a config path; ``None``
             (with ``weights`` ``None``): the default shipped model.
         weights: checkpoint path, for a config path only.
-        tta: test-time augmentation (the config's ``tta_model``).
+        tta: test-time augmentation (the config's ``tta_model``); a name such as
+            ``'full'``: with the config's view set ``tta_views_<name>``.
         tile: ``None``: the config's tiling; ``0``: never tile; ``N``: tiles of N.
         device: torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
         diameter: ``'auto'`` (default): estimate each image's nucleus diameter
@@ -85,7 +86,7 @@ class NucleusInferencer:
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[str] = None,
-                 tta: bool = False, tile: Optional[int] = None, device: str = 'cpu',
+                 tta: Union[bool, str] = False, tile: Optional[int] = None, device: str = 'cpu',
                  diameter: Union[str, float, None] = 'auto',
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  trust_pickle: bool = False) -> None:

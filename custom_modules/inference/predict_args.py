@@ -28,7 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'default shipped model)')
     parser.add_argument('--checkpoint', help='model weights for --config')
     parser.add_argument('--tta', action='store_true',
-                        help="test-time augmentation (the config's tta_views)")
+                        help="test-time augmentation (the config's tta_views: 5 for the "
+                        'Mask R-CNN, 8 for the U-Net)')
+    parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
+                        "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
     parser.add_argument('--tile', type=int, help='tile images larger than N x N (0: never)')
     parser.add_argument('--diameter', default='auto',
                         help="nucleus diameter in pixels, or 'auto' (default: estimated per image, "
