@@ -1,7 +1,7 @@
 """Inference per image: one view vs dilation vs TTA, time and peak memory.
 
     python bench/bench_inference.py CONFIG [--checkpoint CKPT] [--sizes 256x256 1040x1388]
-        [--score-thr T] [--modes single dilation tta]
+        [--score-thr T] [--modes single dilation tta] [--tta-views full]
 
 The test image is a real DSB image (bundled sample) tiled to each size. Peak
 memory is the process's resident set sampled every 10 ms during each mode, and
@@ -28,6 +28,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import custom_modules  # noqa: F401
+from custom_modules.inference.builder import named_views
 from custom_modules.inference.model_zoo import load_config
 
 SAMPLE = 'data/sample/stage1_train/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365/images/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365.png'  # noqa: E501
@@ -67,6 +68,8 @@ def main(argv=None):
     parser.add_argument('--score-thr', type=float, help='override test_cfg.rcnn.score_thr')
     parser.add_argument('--modes', nargs='+', default=['single', 'dilation', 'tta'])
     parser.add_argument('--dilation-radius', type=int, default=2)
+    parser.add_argument('--tta-views', metavar='NAME', help="the config's view set "
+                        "tta_views_NAME (e.g. 'full': the 15) instead of its tta_model's")
     args = parser.parse_args(argv)
     register_all_modules(init_default_scope=True)
     torch.set_grad_enabled(False)
@@ -80,12 +83,16 @@ def main(argv=None):
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     else:
         model.init_weights()
-    tta = MODELS.build(dict(cfg.tta_model, module=model)).eval()
+    try:
+        views = named_views(cfg, args.tta_views) if args.tta_views else cfg.tta_model.views
+    except KeyError as err:
+        parser.error(str(err.args[0]))
+    tta = MODELS.build(dict(cfg.tta_model, views=views, module=model)).eval()
     pipeline = Compose(cfg.test_pipeline)  # the TTA model makes its views from this batch
     base_post = model.postprocess
     print(f'config {args.config}, checkpoint {args.checkpoint or "none (MMDetection init, no ImageNet)"}, '
           f'score_thr {cfg.model.test_cfg.rcnn.score_thr}, torch threads {torch.get_num_threads()}, '
-          f'{len(cfg.tta_views)} TTA views', flush=True)
+          f'{len(views)} TTA views', flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             h, w = map(int, size.split('x'))
