@@ -4,13 +4,13 @@ d4_views = [  # the 8 flips and quarter turns
     dict(rot90=1), dict(rot90=2), dict(rot90=3),
     dict(rot90=1, flip='horizontal'), dict(rot90=1, flip='vertical'),  # transposes
 ]
-# The 3rd-place solution's 15 views (--tta-views full): ~20x one view's time for
-# the Mask R-CNN (the 2x view alone ~5x).
+# The 3rd-place solution's 15 views (--tta-views full): 18-20x one view's time for
+# the Mask R-CNN (the 2x view alone 3-5x).
 tta_views_full = d4_views + [
     dict(scale=0.75), dict(scale=1.25), dict(scale=1.5), dict(scale=2.0),
     dict(shift=(20, 20, 20)), dict(shift=(-20, -20, -20)), dict(shift=(20, 0, -20)),
 ]
-# The default (--tta): identity, both flips, the half turn and 1.25x, ~5.4x one
+# The default (--tta): identity, both flips, the half turn and 1.25x, 5.2-5.6x one
 # view, chosen among subsets of the 15 for most of their gain under 6x (BENCHMARKS.md,
 # "Cheaper view sets"). The identity first: it is the cost unit of the benchmarks.
 tta_views = [dict(), dict(flip='horizontal'), dict(flip='vertical'), dict(rot90=2),
