@@ -28,7 +28,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import custom_modules  # noqa: F401
-from custom_modules.inference.builder import named_views
+from custom_modules.inference.builder import add_tta_arguments, predictor_cfg
 from custom_modules.inference.model_zoo import load_config
 
 SAMPLE = 'data/sample/stage1_train/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365/images/2a2032c4ed78f3fc64de7e5efd0bec26a81680b07404eaa54a1744b7ab3f8365.png'  # noqa: E501
@@ -68,8 +68,7 @@ def main(argv=None):
     parser.add_argument('--score-thr', type=float, help='override test_cfg.rcnn.score_thr')
     parser.add_argument('--modes', nargs='+', default=['single', 'dilation', 'tta'])
     parser.add_argument('--dilation-radius', type=int, default=2)
-    parser.add_argument('--tta-views', metavar='NAME', help="the config's view set "
-                        "tta_views_NAME (e.g. 'full': the 15) instead of its tta_model's")
+    add_tta_arguments(parser, flag=False)
     args = parser.parse_args(argv)
     register_all_modules(init_default_scope=True)
     torch.set_grad_enabled(False)
@@ -83,16 +82,15 @@ def main(argv=None):
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     else:
         model.init_weights()
-    try:
-        views = named_views(cfg, args.tta_views) if args.tta_views else cfg.tta_model.views
+    try:  # the TTA of tools/test.py, around the model built above
+        tta = MODELS.build(dict(predictor_cfg(cfg, tta=args.tta, tile=0), module=model)).eval()
     except KeyError as err:
         parser.error(str(err.args[0]))
-    tta = MODELS.build(dict(cfg.tta_model, views=views, module=model)).eval()
     pipeline = Compose(cfg.test_pipeline)  # the TTA model makes its views from this batch
     base_post = model.postprocess
     print(f'config {args.config}, checkpoint {args.checkpoint or "none (MMDetection init, no ImageNet)"}, '
           f'score_thr {cfg.model.test_cfg.rcnn.score_thr}, torch threads {torch.get_num_threads()}, '
-          f'{len(views)} TTA views', flush=True)
+          f'{len(tta.views)} TTA views', flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             h, w = map(int, size.split('x'))

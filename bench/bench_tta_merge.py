@@ -20,7 +20,7 @@ from mmdet.registry import DATASETS, MODELS
 
 import custom_modules  # noqa: F401
 from custom_modules.evaluation.metric import score_label_maps
-from custom_modules.inference.builder import load_weights, predictor_cfg
+from custom_modules.inference.builder import add_tta_arguments, load_weights, predictor_cfg
 from custom_modules.inference.consensus import consensus_merge
 from custom_modules.inference.tta import check_view
 from custom_modules.structures.label_map import gt_label_map
@@ -114,8 +114,7 @@ def main(argv=None):
     parser.add_argument('--subsets', nargs='*', default=[], type=view_subset,
                         help='view sets to score, as comma-separated view indices')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
-    parser.add_argument('--tta-views', metavar='NAME', help="the config's view set "
-                        "tta_views_NAME (e.g. 'full': the 15) instead of its tta_model's")
+    add_tta_arguments(parser, flag=False)
     args = parser.parse_args(argv)
     if args.every < 1 or args.offset < 0 or (args.limit is not None and args.limit <= args.offset):
         parser.error('need --every >= 1, --offset >= 0 and --limit above --offset')
@@ -124,7 +123,7 @@ def main(argv=None):
         cfg.test_dataloader.dataset.ann_file = args.ann_file
     init_default_scope('mmdet')
     try:
-        tta = MODELS.build(predictor_cfg(cfg, tta=args.tta_views or True, tile=0)).eval()
+        tta = MODELS.build(predictor_cfg(cfg, tta=args.tta, tile=0)).eval()
     except KeyError as err:
         parser.error(str(err.args[0]))
     load_weights(tta, args.checkpoint)

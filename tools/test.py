@@ -27,7 +27,8 @@ from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
 from custom_modules.engine.config_check import check_data_paths
 from custom_modules.engine.distributed import (exit_process, setup_cpu_distributed,
                                                shutdown_distributed)
-from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
+from custom_modules.inference.builder import (add_tta_arguments, is_ensemble, load_weights,
+                                              predictor_cfg)
 from custom_modules.inference.model_zoo import load_config
 from custom_modules.io.atomic import check_can_write
 
@@ -41,10 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump predictions to this pickle (input of tools/export_rle.py)')
     parser.add_argument('--show-dir', help='write overlays (outlines, score) here; relative paths '
                         'go under the work dir')
-    parser.add_argument('--tta', action='store_true', help="test-time augmentation (the config's "
-                        'tta_model and its views)')
-    parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
-                        "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
+    add_tta_arguments(parser)
     parser.add_argument('--tile', type=int, help='predict by tiles of N x N pixels (overlap: the '
                         "config's tile.overlap); 0: never tile; default: the config's tile "
                         'settings, which tile large images only')

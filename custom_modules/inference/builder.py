@@ -59,6 +59,22 @@ def predictor_cfg(cfg: Config, tta: Union[bool, str] = False, tile: Optional[int
     return model
 
 
+def add_tta_arguments(parser, flag: bool = True) -> None:
+    """The command-line options of :func:`predictor_cfg`'s ``tta``, both into ``args.tta``.
+
+    ``--tta-views NAME``: the config's view set ``tta_views_NAME``; with ``flag``,
+    ``--tta``: its ``tta_model`` views (``args.tta`` False, True or the name).
+    Without ``flag`` (a benchmark of the views) TTA is always on: ``args.tta`` is
+    True unless a name is given.
+    """
+    if flag:
+        parser.add_argument('--tta', action='store_true', help="test-time augmentation (the "
+                            "config's tta_model and its views: the Mask R-CNN's 5, the U-Net's 8)")
+    parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
+                        "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
+    parser.set_defaults(tta=not flag)
+
+
 def named_views(cfg: Config, name: str) -> list:
     """The config's view set ``tta_views_<name>`` (``--tta-views NAME``).
 

@@ -9,6 +9,7 @@ from custom_modules.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, i
 from custom_modules.data.slide_io import is_zarr
 from custom_modules.engine.cli_checks import check_device, check_output_folder
 from custom_modules.engine.run_settings import settings_path
+from custom_modules.inference.builder import add_tta_arguments
 from custom_modules.inference.diameter import parse_diameter
 from custom_modules.inference.model_zoo import DEFAULT_MODEL
 from custom_modules.inference.prediction_files import output_paths
@@ -27,11 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--config', help='model config (with --checkpoint; default: the '
                         'default shipped model)')
     parser.add_argument('--checkpoint', help='model weights for --config')
-    parser.add_argument('--tta', action='store_true',
-                        help="test-time augmentation (the config's tta_views: 5 for the "
-                        'Mask R-CNN, 8 for the U-Net)')
-    parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
-                        "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
+    add_tta_arguments(parser)
     parser.add_argument('--tile', type=int, help='tile images larger than N x N (0: never)')
     parser.add_argument('--diameter', default='auto',
                         help="nucleus diameter in pixels, or 'auto' (default: estimated per image, "
