@@ -129,15 +129,25 @@ def test_given_diameter_rescales_without_probing():
 
 
 def test_small_nuclei_are_enlarged_by_lanczos():
-    img, truth = discs((100, 100), 4, 20)  # 8 px nuclei: enlarged 2.75x to 22 px
+    img, truth = discs((100, 100), 4, 20)  # 8 px nuclei: 2.75x to 22 px, rounded up to 3x
     seen = []
     net = SizeBlindNet()
     original = net.predict_label_map
     net.predict_label_map = lambda im, out_shape=None, raw=False: (
         seen.append(im), original(im, out_shape, raw))[1]
     pred = NucleusRescaledModel(module=net, diameter=8.0).predict_label_map(img)
-    assert np.array_equal(seen[0], cv2.resize(img, (275, 275), interpolation=cv2.INTER_LANCZOS4))
+    assert np.array_equal(seen[0], cv2.resize(img, (300, 300), interpolation=cv2.INTER_LANCZOS4))
     assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
+
+
+@pytest.mark.parametrize('diameter, factor', [
+    (8.0, 3.0),     # 2.75x: a whole factor, rounded up (24 px)
+    (11.0, 2.0),    # exactly 2x
+    (4.0, 4.0),     # 5.5x: the largest factor
+    (15.0, 22 / 15),  # under 2x: as it is
+    (44.0, 0.5), (100.0, 0.22)])  # shrinking: as it is
+def test_enlargements_of_2x_or_more_are_whole_factors(diameter, factor):
+    assert rescale_factor(diameter, keep_range=None) == pytest.approx(factor)
 
 
 def test_training_size_images_are_predicted_unchanged():
