@@ -205,6 +205,10 @@ def test_the_tuned_config_reproduces_the_tuners_score(labelled):
                       '--raw-cache', str(cache), '--cfg-options',
                       *data_options(root, src, ('val', )), check=False)
     assert stale.returncode == 2 and 'another tta' in stale.stderr
+    stale = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--tta-views',
+                      'full', '--raw-cache', str(cache), '--cfg-options',
+                      *data_options(root, src, ('val', )), check=False)
+    assert stale.returncode == 2 and 'another tta' in stale.stderr
 
 
 def test_tta_views_are_cached_so_the_vote_is_tuned_as_the_tta_model_votes(labelled):
@@ -260,3 +264,7 @@ def test_refuses_data_without_ground_truth_ensembles_and_bad_grids(labelled):
                      'nucleus_thr=0.5', '--cfg-options', *data_options(root, src, ('val', )),
                      check=False)
     assert proc.returncode == 2 and 'score_thr' in proc.stderr  # names the keys it knows
+    proc = call_tool('tools/tune_thresholds.py', MRCNN, checkpoints['mrcnn'], '--tta-views',
+                     'nope', '--cfg-options', *data_options(root, src, ('val', )), check=False)
+    assert proc.returncode == 2 and 'no view set tta_views_nope' in proc.stderr
+    assert 'full' in proc.stderr  # names the sets it has

@@ -1,6 +1,6 @@
 """Tune post-processing thresholds on the validation set from one run of the model.
 
-    python tools/tune_thresholds.py CONFIG CHECKPOINT [--tta] [--out-config PATH]
+    python tools/tune_thresholds.py CONFIG CHECKPOINT [--tta | --tta-views NAME] [--out-config PATH]
         [--out-thresholds thresholds.json] [--raw-cache FILE.pkl] [--raw-score-thr T] [--grid KEY=V1,V2,...] [--rounds N]
         [--float32] [--cfg-options KEY=VALUE ...]
 
@@ -9,8 +9,9 @@ predictions are kept (``--raw-cache`` saves them for a rerun with other grids)
 and the settings are searched on them, one at a time (coordinate descent):
 Mask R-CNN score and mask thresholds per class, max_per_img; U-Net nucleus,
 marker (and edge) thresholds; min_area, dilation, and with --tta the vote
-threshold. It prints what it tried, and writes a config that inherits CONFIG
-with the winners: ``tools/test.py TUNED CHECKPOINT [--tta]`` scores what this
+threshold (of the views tested: ``--tta-views NAME`` tunes the vote of the
+config's set ``tta_views_NAME``). It prints what it tried, and writes a config that inherits CONFIG
+with the winners: ``tools/test.py TUNED CHECKPOINT [--tta | --tta-views NAME]`` scores what this
 tool printed (a score on the tuning split itself is optimistic). With
 --out-thresholds it also writes the winners as a model folder's thresholds.json
 (``tools/publish_model.py --thresholds``; custom_modules/inference/model_zoo.py). A set without
@@ -26,7 +27,8 @@ from mmengine.config import DictAction
 
 from custom_modules.engine.checkpoint import CheckpointError, trust_pickled_code
 from custom_modules.engine.config_check import check_data_paths
-from custom_modules.inference.builder import is_ensemble, load_weights, predictor_cfg
+from custom_modules.inference.builder import (add_tta_arguments, is_ensemble, load_weights,
+                                              predictor_cfg)
 from custom_modules.inference.model_zoo import load_config, thresholds_json
 from custom_modules.io.atomic import check_can_write, write_atomic
 from custom_modules.structures.predictor import innermost
@@ -42,7 +44,7 @@ def parse_args(argv=None):
                                      'validation set')
     parser.add_argument('config', help='the model config (its val_dataloader is tuned on)')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--tta', action='store_true', help="tune the config's tta_model")
+    add_tta_arguments(parser)
     parser.add_argument('--out-config', help='tuned config to write (default: '
                         'work_dirs/<config>/<config>_tuned.py)')
     parser.add_argument('--out-thresholds', help="the winners as a model folder's "
@@ -162,19 +164,21 @@ def main(argv=None):
     print(f'tuned on {where}, {n} images')
     print(f"tuned score: {best_score:.6f} (the config's own settings: {base_score:.6f}, "
           f'gain {best_score - base_score:+.6f})')
+    tta_note = f"{len(tta['views'])} TTA views" if tta else 'TTA off'
     write_tuned_config(args.out_config, args.config, family, best, tta, args.cfg_options, [
         f'Thresholds tuned by tools/tune_thresholds.py on {where}',
-        (f'({n} images; checkpoint {osp.abspath(args.checkpoint)}; TTA '
-         f"{'on' if tta else 'off'}). DSB score there: {best_score:.4f}; the config's own "
-         f'settings: {base_score:.4f} (gain {best_score - base_score:+.4f}).'),
+        (f'({n} images; checkpoint {osp.abspath(args.checkpoint)}; {tta_note}). DSB score '
+         f"there: {best_score:.4f}; the config's own settings: {base_score:.4f} "
+         f'(gain {best_score - base_score:+.4f}).'),
         'A score on that same split is optimistic: these values were chosen on it.'])
     check_written(args, best)
+    flag = '' if not tta else ' --tta' if args.tta is True else f' --tta-views {args.tta}'
     print(f'tuned config written to {args.out_config}: tools/test.py {args.out_config} '
-          f"{args.checkpoint}{' --tta' if tta else ''}")
+          f'{args.checkpoint}{flag}')
     if args.out_thresholds:
         write_atomic(args.out_thresholds, thresholds_json(
             flatten(overrides(family, best, tta)),
-            f'{where} ({n} images), TTA {"on" if tta else "off"}: {best_score:.4f} '
+            f'{where} ({n} images), {tta_note}: {best_score:.4f} '
             f"(the config's own settings {base_score:.4f}); tools/tune_thresholds.py"))
         print(f'thresholds written to {args.out_thresholds}')
     return 0
