@@ -157,9 +157,9 @@ def rescale_factor(diameter: float, train_diameter: float = TRAIN_DIAMETER,
     """The resize factor that brings ``diameter`` to ``train_diameter`` (1 inside ``keep_range``).
 
     Enlargements of 2x or more are rounded up to a whole factor (nuclei of 22-33 px
-    rather than 22), each input pixel becoming ``k x k`` pixels: on fold-0 images
-    shrunk 2x the shipped U-Net scored 0.5347 so, 0.5330 rounded to the nearest whole
-    factor, 0.5279 with the exact one (BENCHMARKS.md "Nucleus size").
+    rather than 22), each input pixel becoming ``k x k`` pixels. On fold-0 images
+    shrunk 2x the shipped U-Net scored 0.5347 with factors rounded up, 0.5330 rounded
+    to the nearest, 0.5279 exact (BENCHMARKS.md "Nucleus size").
     """
     if not np.isfinite(diameter) or diameter <= 0:
         return 1.0
