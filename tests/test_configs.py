@@ -100,7 +100,7 @@ def test_fields_follow_top_level_keys_and_dotted_overrides_win():
         load_config(mnv2, {'fold': 'abc'})
 
 
-@pytest.mark.parametrize('recipe', ['dsb_mrcnn_cpu_mnv2', 'dsb_unet_cpu'])
+@pytest.mark.parametrize('recipe', ['dsb_mrcnn_cpu_mnv2', 'dsb_unet_cpu', 'dsb_unet_cpu_effl0'])
 def test_appearance_arm_is_its_recipe_with_the_augmentations_after_the_crop(recipe):
     base = load_config(osp.join(REPO, 'configs', f'{recipe}.py'))
     arm = load_config(osp.join(REPO, 'configs', f'{recipe}_appearance.py'))
