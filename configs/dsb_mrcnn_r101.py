@@ -30,7 +30,7 @@ train_dataloader = dict(
 
 # 120 epochs of STEPS_PER_EPOCH = 332 iterations.
 iters_per_epoch = 332
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=120 * iters_per_epoch,
+train_cfg = dict(type='ResumingIterBasedTrainLoop', max_iters=120 * iters_per_epoch,
                  val_interval=10 * iters_per_epoch)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

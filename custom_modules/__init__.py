@@ -22,6 +22,7 @@ from custom_modules.data.transforms import (InstanceSafeRandomCrop, RandomChanne
 from custom_modules.data.unet_targets import UNetTargets
 from custom_modules.engine import checkpoint  # noqa: F401  (re-registers mmengine's local loader)
 from custom_modules.engine.hooks import IterationSeedHook, NucleusOverlayHook
+from custom_modules.engine.loops import ResumingIterBasedTrainLoop
 from custom_modules.engine.mixed_precision import CPUBFloat16OptimWrapper
 from custom_modules.evaluation.metric import DSBMetric
 from custom_modules.inference.consensus import consensus_merge
@@ -41,5 +42,6 @@ __all__ = [
     'RandomChannelShift', 'RandomFreeRotate', 'RandomRot90', 'RandomZoom', 'NucleusTTAModel',
     'NucleusTiledModel', 'LabelMapPrediction', 'consensus_merge', 'predict_tiled',
     'NucleusValOverlayHook', 'IterationSeedHook', 'NucleusUNet', 'PlainUNetEncoder',
-    'UNetTargets', 'NucleusEnsemble', 'NucleusRescaledModel', 'CPUBFloat16OptimWrapper'
+    'UNetTargets', 'NucleusEnsemble', 'NucleusRescaledModel', 'CPUBFloat16OptimWrapper',
+    'ResumingIterBasedTrainLoop'
 ]

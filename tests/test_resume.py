@@ -1,9 +1,11 @@
-"""Resume equals uninterrupted: the smoke config, killed at iteration 2 and resumed.
+"""Resume equals uninterrupted: the smoke config, killed and resumed.
 
-Exact on a CPU: the smoke config fixes ``randomness.seed``, the sampler order
-and the transforms' numpy draws are replayed when mmengine skips the trained
-batches, and ``IterationSeedHook`` seeds torch's RNG (RPN and RoI samplers)
-per iteration. The CPU kernels are deterministic for a given thread count.
+Exact on a CPU: the smoke config fixes ``randomness.seed``; the stratum sampler's
+draws carry their own augmentation seeds, so the resumed loop starts them where
+it stopped without loading the trained batches (other samplers: MMEngine replays
+them, the transforms' numpy draws with them); ``IterationSeedHook`` seeds torch's
+RNG (RPN and RoI samplers) per iteration. The CPU kernels are deterministic for a
+given thread count.
 """
 from types import SimpleNamespace
 
@@ -22,7 +24,9 @@ val_cfg = None
 val_evaluator = None
 default_hooks = dict(checkpoint=dict(interval=2, save_best=None, max_keep_ckpts=-1))
 """
-STRATUM = ",\n                        sampler=dict(_delete_=True, type='StratumBalancedSampler')"
+# MMEngine's shuffling sampler, whose draws carry no seeds: a resume replays them.
+SHUFFLED = (",\n                        "
+            "sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True)")
 
 
 @pytest.fixture(scope='module')
@@ -37,15 +41,15 @@ def data_root(prepared_set, tmp_path_factory):
 
 def config(root, sampler: str = '') -> str:
     """Write the smoke config pointed at ``root``'s data; return its path."""
-    path = root / f'smoke{"_stratum" if sampler else ""}.py'
+    path = root / f'smoke{"_shuffled" if sampler else ""}.py'
     path.write_text(CONFIG.format(repo=REPO, root=root, sampler=sampler))
     return str(path)
 
 
-def train(cfg: str, work, iters: int, resume: bool = False) -> str:
+def train(cfg: str, work, iters: int, resume: bool = False, options=()) -> str:
     """Train to ``iters`` (resuming the work dir's latest checkpoint); return the log."""
     args = ['tools/train.py', cfg, '--work-dir', str(work)] + (['--resume'] if resume else [])
-    proc = call_tool(*args, '--cfg-options', f'train_cfg.max_iters={iters}')
+    proc = call_tool(*args, '--cfg-options', f'train_cfg.max_iters={iters}', *options)
     return proc.stdout + proc.stderr
 
 
@@ -78,22 +82,33 @@ def test_two_straight_runs_give_identical_weights(data_root, straight):
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(data_root, straight):
-    work = data_root / 'split'
-    train(config(data_root), work, 2)
-    log = train(config(data_root), work, 4, resume=True)
+def test_resume_replays_a_sampler_that_cannot_skip(data_root):
+    cfg = config(data_root, SHUFFLED)
+    train(cfg, data_root / 'shuffled', 4)
+    train(cfg, data_root / 'shuffled_split', 2)
+    log = train(cfg, data_root / 'shuffled_split', 4, resume=True)
     assert 'resumed epoch: 0, iter: 2' in log and 'Advance dataloader 2 steps' in log
-    assert_same_checkpoint(straight, work / 'iter_4.pth')
+    assert_same_checkpoint(data_root / 'shuffled' / 'iter_4.pth',
+                           data_root / 'shuffled_split' / 'iter_4.pth')
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted_with_the_stratum_sampler(data_root):
-    cfg = config(data_root, STRATUM)
-    train(cfg, data_root / 'stratum', 4)
-    train(cfg, data_root / 'stratum_split', 2)
-    train(cfg, data_root / 'stratum_split', 4, resume=True)
-    assert_same_checkpoint(data_root / 'stratum' / 'iter_4.pth',
-                           data_root / 'stratum_split' / 'iter_4.pth')
+def test_resume_mid_epoch_with_the_stratum_sampler_loads_nothing_it_skips(data_root):
+    """Four images, two per batch: iteration 3 is the second batch of epoch 1. The resumed
+    half loads in two persistent workers, the straight run in the main process (the draws'
+    own seeds make the loader irrelevant), and its config leaves the seed to chance (it
+    takes the checkpoint's)."""
+    cfg = config(data_root)  # the recipes' sampler; randomness.seed=0
+    train(cfg, data_root / 'stratum', 5)
+    split = ['default_hooks.checkpoint.interval=3']
+    train(cfg, data_root / 'stratum_split', 3, options=split)
+    later = ['train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True',
+             'randomness.seed=None']
+    log = train(cfg, data_root / 'stratum_split', 5, resume=True, options=split + later)
+    assert 'Resumed the data at epoch 1, batch 1: 3 batches skipped' in log
+    assert 'Advance dataloader' not in log
+    assert_same_checkpoint(data_root / 'stratum' / 'iter_5.pth',
+                           data_root / 'stratum_split' / 'iter_5.pth')
 
 
 def test_iteration_seed_hook_ignores_what_came_before():

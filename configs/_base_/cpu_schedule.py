@@ -8,7 +8,10 @@ _base_ = './runtime.py'  # one base per key: the checkpoint interval below needs
 max_iters = 3400  # 97.5 min on 2 cores (model_zoo/nucleiseg_mrcnn/MODEL_CARD.md)
 val_interval = 1700  # half-way and at the end
 warmup_iters = 300  # linear warm-up from 1 % of the rate: AdamW's first steps are large
-train_cfg = dict(type='IterBasedTrainLoop', max_iters='{max_iters}', val_interval='{val_interval}')
+# ResumingIterBasedTrainLoop: MMEngine's loop; --resume skips the trained batches without
+# loading them (custom_modules/engine/loops.py).
+train_cfg = dict(type='ResumingIterBasedTrainLoop', max_iters='{max_iters}',
+                 val_interval='{val_interval}')
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 # fused=True: AdamW in one kernel over all tensors, foreach=True: the clipping's norms

@@ -2,7 +2,8 @@
 import colorsys
 import json
 import math
-from typing import Iterator, List, Optional, Sequence, Tuple
+import random
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -16,6 +17,17 @@ from custom_modules.data.image_io import read_image_file
 from custom_modules.data.intensity import INPUT_MODES, to_model_input
 
 DEFAULT_CLASSES = ('nucleus', )
+
+
+def mixed_seed(*keys: int) -> int:
+    """A 32-bit seed mixed from non-negative integers (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([k % 2**32 for k in keys]).generate_state(1)[0])
+
+
+class SeededDraw(NamedTuple):
+    """One draw of a training image: its index and the seed of its augmentations."""
+    index: int
+    seed: int
 
 
 def dataset_classes(categories, ann_file: str,
@@ -98,6 +110,16 @@ class NucleusDataset(CocoDataset):
         info['image_name'] = img.get('image_id', str(img['id']))
         return info
 
+    def __getitem__(self, idx: Union[int, SeededDraw]) -> dict:
+        """The image through the pipeline. A :class:`SeededDraw` first seeds numpy's and
+        Python's generators (the transforms' draws): its augmentations then depend on the
+        draw alone, not on the loader worker or on the draws loaded before it."""
+        if isinstance(idx, SeededDraw):
+            np.random.seed(idx.seed)
+            random.seed(idx.seed)
+            idx = idx.index
+        return super().__getitem__(idx)
+
 
 @TRANSFORMS.register_module()
 class LoadNucleusImage(BaseTransform):
@@ -132,11 +154,17 @@ class StratumBalancedSampler(Sampler):
 
     The solution's second training step oversampled rare image kinds. Each
     epoch draws ``len(dataset)`` indices with replacement, each image weighted
-    by ``1 / size of its stratum``; ranks take interleaved shares.
+    by ``1 / size of its stratum``; ranks take interleaved shares. Each draw
+    carries its own augmentation seed, mixed from (seed, epoch, position in
+    the epoch) (:class:`SeededDraw`), so a run is the same whatever the loader
+    workers, and a resumed run skips the draws it trained on without loading
+    them (:meth:`skip`).
 
     Args:
         dataset: a dataset whose data infos carry ``stratum``.
-        seed: random seed (synchronised across ranks when ``None``).
+        seed: random seed (synchronised across ranks when ``None``). MMEngine
+            gives the run's seed; a resumed run's, restored later, replaces it
+            (:class:`~custom_modules.engine.loops.ResumingIterBasedTrainLoop`).
     """
 
     def __init__(self, dataset, seed: Optional[int] = None) -> None:
@@ -148,18 +176,27 @@ class StratumBalancedSampler(Sampler):
         self.weights = torch.as_tensor(1.0 / counts[inverse], dtype=torch.double)
         self.num_samples = math.ceil(len(dataset) / self.world_size)
         self.epoch = 0
+        self._skip = 0
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[SeededDraw]:
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
         total = self.num_samples * self.world_size
-        indices = torch.multinomial(self.weights, total, replacement=True, generator=gen)
-        return iter(indices[self.rank::self.world_size].tolist())
+        indices = torch.multinomial(self.weights, total, replacement=True, generator=gen).tolist()
+        positions = range(self.rank, total, self.world_size)[self._skip:]
+        self._skip = 0
+        return iter([SeededDraw(indices[p], mixed_seed(self.seed, self.epoch, p))
+                     for p in positions])
 
     def __len__(self) -> int:
         return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip(self, draws: int) -> None:
+        """Start the next iteration ``draws`` draws into this rank's share of the epoch
+        (the ones after it start at the beginning)."""
+        self._skip = draws
 
 
 def config_input_mode(cfg) -> str:

@@ -4,11 +4,11 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import cv2
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
 
+from custom_modules.data.datasets import mixed_seed
 from custom_modules.data.image_io import read_image_file
 from custom_modules.data.intensity import to_model_input
 from custom_modules.io.atomic import write_atomic
@@ -51,19 +51,19 @@ class NucleusOverlayHook(Hook):
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
-    """A 32-bit seed mixed from the run's seed and an iteration (numpy's SeedSequence)."""
-    return int(np.random.SeedSequence([seed % 2**32, iteration]).generate_state(1)[0])
+    """A 32-bit seed mixed from the run's seed and an iteration."""
+    return mixed_seed(seed, iteration)
 
 
 @HOOKS.register_module()
 class IterationSeedHook(Hook):
     """Seed torch's RNG from (run seed, iteration) before every training step.
 
-    mmengine seeds once, at the start. A run resumed at iteration k re-reads
-    the k skipped batches, so the sampler order and the transforms' numpy
-    draws are replayed exactly; but the model's own draws from torch's RNG
-    (the RPN and RoI samplers) would continue from the state after the model
-    was built, not after k steps. Seeded per step, step i draws the same
+    mmengine seeds once, at the start. A run resumed at iteration k takes up
+    its data where it stopped (:mod:`custom_modules.engine.loops`), so the
+    sampler order and the transforms' numpy draws are exact; but the model's
+    own draws from torch's RNG (the RPN and RoI samplers) would continue from
+    the state after the model was built, not after k steps. Seeded per step, step i draws the same
     numbers whether or not the run was interrupted before it. numpy and
     ``random`` are left alone: they are the data pipeline's streams.
     """

@@ -109,6 +109,8 @@ def enable_tensorboard(cfg: Config, num_images: int = 4) -> None:
     cfg.custom_hooks = hooks
     loop = cfg.get('train_cfg', None) or {}
     logger = cfg.get('default_hooks', {}).get('logger', None)
-    by_iter = loop.get('type') == 'IterBasedTrainLoop' or loop.get('by_epoch') is False
+    # MMEngine's IterBasedTrainLoop or the project's ResumingIterBasedTrainLoop
+    by_iter = (str(loop.get('type', '')).endswith('IterBasedTrainLoop')
+               or loop.get('by_epoch') is False)
     if by_iter and logger is not None and 'log_metric_by_epoch' not in logger:
         logger.log_metric_by_epoch = False
