@@ -166,13 +166,14 @@ def test_faithful_config_values():
 
 
 def test_tta_view_sets_default_full_and_a_missing_one():
-    """``--tta``: the config's default set; ``--tta-views full``: the 15 (the U-Net's 8);
-    a set the config lacks: one line naming the sets it has."""
+    """``--tta``: the config's default set (the U-Net's 4: identity, flips, half turn);
+    ``--tta-views full``: the 15 (the U-Net's 8); a set the config lacks: one line naming
+    the sets it has."""
     mrcnn = Config.fromfile(osp.join(REPO, 'configs', 'dsb_mrcnn_cpu_mnv2.py'))
     unet = Config.fromfile(osp.join(REPO, 'configs', 'dsb_unet_cpu.py'))
     assert [len(predictor_cfg(mrcnn, tta=t, tile=0)['views']) for t in (True, 'full')] == [5, 15]
     assert predictor_cfg(mrcnn, tta=True, tile=0)['views'][0] == {}  # the identity first
-    assert [len(predictor_cfg(unet, tta=t, tile=0)['views']) for t in (True, 'full')] == [8, 8]
+    assert [len(predictor_cfg(unet, tta=t, tile=0)['views']) for t in (True, 'full')] == [4, 8]
     with pytest.raises(KeyError, match=r'--tta-views fast: .*tta_views_fast \(it has: full\)'):
         predictor_cfg(mrcnn, tta='fast')
     ensemble = Config.fromfile(osp.join(REPO, 'configs', 'dsb_ensemble_cpu.py'))

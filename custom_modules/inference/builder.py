@@ -69,7 +69,7 @@ def add_tta_arguments(parser, flag: bool = True) -> None:
     """
     if flag:
         parser.add_argument('--tta', action='store_true', help="test-time augmentation (the "
-                            "config's tta_model and its views: the Mask R-CNN's 5, the U-Net's 8)")
+                            "config's tta_model and its views: the Mask R-CNN's 5, the U-Net's 4)")
     parser.add_argument('--tta-views', dest='tta', metavar='NAME', help="TTA with the config's "
                         "view set tta_views_NAME ('full': the 3rd-place solution's 15 views)")
     parser.set_defaults(tta=not flag)
