@@ -50,11 +50,6 @@ class NucleusOverlayHook(Hook):
             write_atomic(path, png.tobytes())
 
 
-def iteration_seed(seed: int, iteration: int) -> int:
-    """A 32-bit seed mixed from the run's seed and an iteration."""
-    return mixed_seed(seed, iteration)
-
-
 @HOOKS.register_module()
 class IterationSeedHook(Hook):
     """Seed torch's RNG from (run seed, iteration) before every training step.
@@ -63,12 +58,13 @@ class IterationSeedHook(Hook):
     its data where it stopped (:mod:`custom_modules.engine.loops`), so the
     sampler order and the transforms' numpy draws are exact; but the model's
     own draws from torch's RNG (the RPN and RoI samplers) would continue from
-    the state after the model was built, not after k steps. Seeded per step, step i draws the same
-    numbers whether or not the run was interrupted before it. numpy and
-    ``random`` are left alone: they are the data pipeline's streams.
+    the state after the model was built, not after k steps. Seeded per step,
+    step i draws the same numbers whether or not the run was interrupted
+    before it. numpy and ``random`` are left alone: the data pipeline seeds
+    them per draw.
     """
 
     priority = 'VERY_HIGH'
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        torch.manual_seed(iteration_seed(runner.seed, runner.iter))
+        torch.manual_seed(mixed_seed(runner.seed, runner.iter))

@@ -13,8 +13,9 @@ from typing import Optional, Sequence
 import cv2
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.runner import IterBasedTrainLoop
 from mmengine.visualization import LocalVisBackend
-from mmdet.registry import HOOKS
+from mmdet.registry import HOOKS, LOOPS
 
 from custom_modules.data.image_io import read_image_file
 from custom_modules.data.intensity import to_model_input
@@ -109,8 +110,10 @@ def enable_tensorboard(cfg: Config, num_images: int = 4) -> None:
     cfg.custom_hooks = hooks
     loop = cfg.get('train_cfg', None) or {}
     logger = cfg.get('default_hooks', {}).get('logger', None)
-    # MMEngine's IterBasedTrainLoop or the project's ResumingIterBasedTrainLoop
-    by_iter = (str(loop.get('type', '')).endswith('IterBasedTrainLoop')
+    loop_type = loop.get('type')
+    loop_cls = LOOPS.get(loop_type) if isinstance(loop_type, str) else loop_type
+    # MMEngine's IterBasedTrainLoop or a subclass (ResumingIterBasedTrainLoop)
+    by_iter = ((isinstance(loop_cls, type) and issubclass(loop_cls, IterBasedTrainLoop))
                or loop.get('by_epoch') is False)
     if by_iter and logger is not None and 'log_metric_by_epoch' not in logger:
         logger.log_metric_by_epoch = False
