@@ -2,7 +2,7 @@
 
     python bench/bench_diameter.py CONFIG CKPT [--scales 0.5 1 2 3] [--every K]
                                    [--offset I] [--max-side PX] [--keep-range LO HI] [--train-diameter PX]
-                                   [--ann-file COCO_JSON]
+                                   [--ann-file COCO_JSON] [--skip-none]
 
 Each validation image of the config's test set (every K-th, and only those whose
 longer side is at most --max-side) and its ground truth are resized by each scale
@@ -10,11 +10,12 @@ longer side is at most --max-side) and its ground truth are resized by each scal
 shrinking, centre-aligned nearest neighbour when enlarging), then predicted with
 ``--diameter none`` (the model sees the rescaled image as it is) and ``--diameter
 auto`` (the size probe estimates the diameter and the image is rescaled to the
-training size). The ``native`` column is the unscaled image's prediction resized like
-the truth: what a rescaling that lost no image detail would score. Prints, per
-scale, the three mean scores, the mean estimated diameter and seconds per image
-(predicting, and the estimate alone), then the scores per image kind. Per image it
-prints both scores at each scale and the estimated diameter.
+training size; ``--skip-none`` leaves the first out, its columns NaN). The ``native``
+column is the unscaled image's prediction resized like the truth: what a rescaling
+that lost no image detail would score. Prints, per scale, the three mean scores, the
+mean estimated diameter and seconds per image (predicting, and the estimate alone),
+then the scores per image kind. Per image it prints both scores at each scale and the
+estimated diameter.
 """
 import argparse
 import time
@@ -53,6 +54,8 @@ def main(argv=None):
     parser.add_argument('--max-side', type=int, default=100000,
                         help='skip images whose longer side exceeds this (before scaling)')
     parser.add_argument('--ann-file', help='another labelled COCO JSON than the test set')
+    parser.add_argument('--skip-none', action='store_true',
+                        help="predict with 'auto' only (the slow 'none' at 3x left out)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)  # fills the fields of configs/_base_
     if args.ann_file:
@@ -80,18 +83,21 @@ def main(argv=None):
         for scale in args.scales:
             img, truth = scaled_case(img0, truth0, scale)
             t0 = time.perf_counter()
-            a = plain.predict_label_map(img)
+            a = None if args.skip_none else plain.predict_label_map(img)
             t1 = time.perf_counter()
             factor = auto.factor(img)
             t2 = time.perf_counter()
-            b = a if factor == 1.0 else auto.predict_label_map(img)  # the same call when 1
+            reuse = factor == 1.0 and a is not None  # the same call when 1
+            b = a if reuse else auto.predict_label_map(img)
             t3 = time.perf_counter()
-            if factor != 1.0:  # predict_label_map estimated again: count it once
+            if b is not a:  # predict_label_map estimated again: count it once
                 t3 -= t2 - t1
             native = resize_labels(native0, truth.shape)
-            rows[scale].append((kind, score_label_maps(truth, a.label_map).mean(),
+            rows[scale].append((kind, np.nan if a is None else
+                                score_label_maps(truth, a.label_map).mean(),
                                 score_label_maps(truth, b.label_map).mean(),
-                                auto.last_estimate.diameter, t1 - t0, t3 - t1, t2 - t1,
+                                auto.last_estimate.diameter,
+                                np.nan if a is None else t1 - t0, t3 - t1, t2 - t1,
                                 score_label_maps(truth, native).mean()))
         print(f'{n + 1}/{len(picked)} {data["data_samples"].img_path.split("/")[-1][:12]} '
               + ' '.join(f'x{s:g}: {rows[s][-1][1]:.3f}->{rows[s][-1][2]:.3f} '

@@ -7,9 +7,9 @@ from mmengine.config import Config
 
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import predictor_cfg
-from custom_modules.inference.diameter import (NucleusRescaledModel, estimate_diameter,
-                                               parse_diameter, rescale_factor,
-                                               supported_coverage)
+from custom_modules.inference.diameter import (SHARPEN, NucleusRescaledModel, enlarge,
+                                               estimate_diameter, parse_diameter,
+                                               rescale_factor, supported_coverage)
 from custom_modules.inference.tta import NucleusTTAModel
 from custom_modules.structures.label_map import LabelMapPrediction
 
@@ -136,8 +136,34 @@ def test_small_nuclei_are_enlarged_by_lanczos():
     net.predict_label_map = lambda im, out_shape=None, raw=False: (
         seen.append(im), original(im, out_shape, raw))[1]
     pred = NucleusRescaledModel(module=net, diameter=8.0).predict_label_map(img)
-    assert np.array_equal(seen[0], cv2.resize(img, (300, 300), interpolation=cv2.INTER_LANCZOS4))
+    assert np.array_equal(seen[0], enlarge(img, 3.0, SHARPEN))
+    assert np.array_equal(enlarge(img, 3.0, 0.0),
+                          cv2.resize(img, (300, 300), interpolation=cv2.INTER_LANCZOS4))
     assert pred.label_map.shape == img.shape[:2] and len(pred) == truth.max()
+
+
+@pytest.mark.parametrize('dtype, scale', [(np.uint8, 1), (np.uint16, 250), (np.float32, 0.01)])
+def test_enlarged_images_are_sharpened_within_their_range(dtype, scale):
+    img, truth = discs((60, 60), 4, 20)
+    img = (img * scale).astype(dtype)
+    plain, sharp = enlarge(img, 3.0, 0.0), enlarge(img, 3.0, 1.0)
+    assert sharp.dtype == img.dtype and sharp.shape == plain.shape
+    low, high = ((np.iinfo(dtype).min, np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer)
+                 else (img.min(), img.max()))
+    assert sharp.min() >= low and sharp.max() <= high  # no wrap-around, no new range
+    rim = np.abs(np.diff(sharp[:, :, 0].astype(np.float64), axis=1)).max()
+    assert rim > np.abs(np.diff(plain[:, :, 0].astype(np.float64), axis=1)).max()  # steeper rims
+
+
+def test_sharpening_keeps_to_the_finite_range_of_a_float_image_with_nan():
+    img, _ = discs((60, 60), 4, 20)
+    img = img.astype(np.float32) / 255
+    img[0, 0] = np.nan
+    sharp = enlarge(img, 3.0, 1.0)
+    finite = sharp[np.isfinite(sharp)]
+    assert finite.size > 0.9 * sharp.size
+    assert finite.min() >= np.nanmin(img) and finite.max() <= np.nanmax(img)
+    assert enlarge(np.full((20, 20), np.nan, np.float32), 3.0, 1.0).shape == (60, 60)
 
 
 @pytest.mark.parametrize('diameter, factor', [
