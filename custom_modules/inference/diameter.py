@@ -84,7 +84,7 @@ def enlarge(img: np.ndarray, factor: float, amount: float = SHARPEN) -> np.ndarr
         return out
     if np.issubdtype(out.dtype, np.integer):
         low, high = np.iinfo(out.dtype).min, np.iinfo(out.dtype).max
-    else:  # NaN and inf pixels stay what interpolation made of them
+    else:  # NaN and inf stay non-finite; the blur spreads them over its few-pixel footprint
         finite = img[np.isfinite(img)]
         if finite.size == 0:
             return out
