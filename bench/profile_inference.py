@@ -1,7 +1,7 @@
 """Where one view's seconds go: each shipped model's prediction of one image, by phase.
 
     python bench/profile_inference.py [--models nucleiseg_mrcnn nucleiseg_unet]
-        [--sizes 256x256 696x520 1024x1024 2000x2000] [--reps 1] [--data DIR]
+        [--sizes 256x256 696x520 1024x1024 2000x2000] [--reps 1] [--rounds 1] [--data DIR]
 
 Each model predicts a real DSB2018 image of each size (``WxH``; a size no image has
 is the largest image mirrored out to it) through ``NucleusInferencer`` as
@@ -11,6 +11,10 @@ phases are summed over the call (over its tiles too) by timing wrappers around t
 methods below; "the rest" is what is left of the whole call (reading the image into
 the model's input, tiling and joining, the inferencer's checks). Each model and size
 runs in a forked process of its own, whose peak resident memory is printed beside it.
+With ``--rounds R`` the models run R times in turn (model A, B, A, B, ...: drift on a
+shared machine falls on all of them), the phase tables are the first round's, and a last
+table gives each model's median whole call over the rounds and the first model's median
+over it (how many times faster than the first, the baseline).
 """
 import argparse
 import glob
@@ -132,29 +136,55 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--sizes', type=parse_size, nargs='+',
                         default=[(256, 256), (520, 696), (1024, 1024), (2000, 2000)])
     parser.add_argument('--reps', type=int, default=1, help='timed calls per model and size')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='the models in turn this many times; ratios to the first model')
     parser.add_argument('--data', default=DSB, help='DSB2018 stage1_train to take images from')
     args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error('--reps must be at least 1')
+    if args.reps < 1 or args.rounds < 1:
+        parser.error('--reps and --rounds must be at least 1')
     try:
         images = {shape: image_of_shape(shape, args.data) for shape in args.sizes}
     except ValueError as err:
         parser.error(str(err))
     for (h, w), (_, source) in images.items():
         print(f'{w} x {h}: {source}')
-    for model in args.models:
-        runs = {shape: profile_in_child(model, img, args.reps)
-                for shape, (img, _) in images.items()}
-        names = list(dict.fromkeys(n for run in runs.values() for n in run['phases']))
-        print(f'\n{model}: seconds (share of the call)')
-        print(f'{"phase":48}' + ''.join(f'{f"{w}x{h}":>18}' for h, w in runs))
-        for name in names:
-            print(f'{name:48}' + ''.join(
-                f'{run["phases"].get(name, 0.0):9.3f} ({100 * run["phases"].get(name, 0.0) / run["total"]:3.0f} %)'
-                for run in runs.values()))
-        print(f'{"whole call":48}' + ''.join(f'{run["total"]:9.3f}         ' for run in runs.values()))
-        print(f'{"nuclei / peak MiB":48}' + ''.join(
-            f'{run["nuclei"]:8d} / {run["peak_mib"]:6.0f} ' for run in runs.values()))
+    totals = defaultdict(list)  # (model index, shape): whole call of each round
+    for round_ in range(args.rounds):
+        for index, model in enumerate(args.models):
+            runs = {shape: profile_in_child(model, img, args.reps)
+                    for shape, (img, _) in images.items()}
+            for shape, run in runs.items():
+                totals[index, shape].append(run['total'])
+            if round_ == 0:
+                print_phases(model, runs)
+    if args.rounds > 1:
+        print_ratios(args.models, list(images), totals, args.rounds)
+
+
+def print_phases(model: str, runs: dict) -> None:
+    """One model's table: seconds (share) per phase and size, whole call, nuclei, peak MiB."""
+    names = list(dict.fromkeys(n for run in runs.values() for n in run['phases']))
+    print(f'\n{model}: seconds (share of the call)')
+    print(f'{"phase":48}' + ''.join(f'{f"{w}x{h}":>18}' for h, w in runs))
+    for name in names:
+        seconds = [run['phases'].get(name, 0.0) for run in runs.values()]
+        print(f'{name:48}' + ''.join(f'{s:9.3f} ({100 * s / run["total"]:3.0f} %)'
+                                     for s, run in zip(seconds, runs.values())))
+    print(f'{"whole call":48}' + ''.join(f'{run["total"]:9.3f}         ' for run in runs.values()))
+    print(f'{"nuclei / peak MiB":48}' + ''.join(
+        f'{run["nuclei"]:8d} / {run["peak_mib"]:6.0f} ' for run in runs.values()))
+
+
+def print_ratios(models: List[str], shapes: list, totals: dict, rounds: int) -> None:
+    """Each model's median whole call over the rounds, and the first model's over it."""
+    print(f'\nwhole call, median of {rounds} rounds (x: {models[0]} / model, times faster)')
+    print(f'{"model":48}' + ''.join(f'{f"{w}x{h}":>18}' for h, w in shapes))
+    for index, model in enumerate(models):
+        cells = []
+        for shape in shapes:
+            median = float(np.median(totals[index, shape]))
+            cells.append(f'{median:8.3f} ({float(np.median(totals[0, shape])) / median:4.2f}x)')
+        print(f'{model[-48:]:48}' + ''.join(f'{cell:>18}' for cell in cells))
 
 
 if __name__ == '__main__':

@@ -31,6 +31,7 @@ from custom_modules.inference.ensemble import NucleusEnsemble
 from custom_modules.inference.tiling import NucleusTiledModel, predict_tiled
 from custom_modules.inference.tta import NucleusTTAModel
 from custom_modules.models.detector import NucleusMaskRCNN
+from custom_modules.models.roi_extractor import NucleusRoIExtractor
 from custom_modules.models.rpn_head import NucleusRPNHead
 from custom_modules.models.unet import NucleusUNet, PlainUNetEncoder
 from custom_modules.structures.label_map import LabelMapPrediction
@@ -38,7 +39,8 @@ from custom_modules.visualization.val_overlays import NucleusValOverlayHook
 
 __all__ = [
     'LoadNucleusImage', 'NucleusDataset', 'StratumBalancedSampler', 'NucleusMaskRCNN',
-    'NucleusRPNHead', 'NucleusOverlayHook', 'DSBMetric', 'InstanceSafeRandomCrop',
+    'NucleusRPNHead', 'NucleusRoIExtractor', 'NucleusOverlayHook', 'DSBMetric',
+    'InstanceSafeRandomCrop',
     'RandomChannelShift', 'RandomFreeRotate', 'RandomRot90', 'RandomZoom', 'NucleusTTAModel',
     'NucleusTiledModel', 'LabelMapPrediction', 'consensus_merge', 'predict_tiled',
     'NucleusValOverlayHook', 'IterationSeedHook', 'NucleusUNet', 'PlainUNetEncoder',

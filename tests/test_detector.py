@@ -1,5 +1,6 @@
 """NucleusMaskRCNN's RPN caps grow with the image's area (tiny model, random weights); its
-RPN's objectness floor drops only what is under it."""
+RPN's objectness floor drops only what is under it; its RoI extractor samples its own
+ratio at test time."""
 import numpy as np
 import pytest
 import torch
@@ -90,9 +91,59 @@ def test_rpn_objectness_floor_outside_0_1_is_refused(floor):
         proposals(NucleusRPNHead(in_channels=8), rpn_boxes(20), score_thr=floor)
 
 
-def test_the_recipes_rpn_takes_a_floor_and_has_none():
-    for name in ('dsb_mrcnn_cpu_mnv2', 'dsb_mrcnn_r101'):  # off: it cost large nuclei
-        model = Config.fromfile(f'{REPO}/configs/{name}.py').model
-        assert model.rpn_head.type == 'NucleusRPNHead'
-        assert 'score_thr' not in model.test_cfg.rpn
-        assert 'score_thr' not in model.train_cfg.rpn_proposal
+def test_the_cpu_recipe_floors_its_fine_levels_the_r101_has_no_floor():
+    cpu = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_cpu_mnv2.py').model
+    assert cpu.rpn_head.type == 'NucleusRPNHead'
+    # the coarse levels find the large nuclei: never floored
+    assert cpu.test_cfg.rpn.score_thr == [0.02, 0.02, 0.02, 0, 0]
+    assert 'score_thr' not in cpu.train_cfg.rpn_proposal  # training: MMDetection's RPN
+    r101 = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_r101.py').model  # the solution's: none
+    assert r101.rpn_head.type == 'NucleusRPNHead' and 'score_thr' not in r101.test_cfg.rpn
+    assert r101.roi_head.bbox_roi_extractor.type == 'SingleRoIExtractor'
+
+
+def roi_inputs(seed=0):
+    """Two FPN levels of features and 40 RoIs of 8-60 px (some on each level)."""
+    g = torch.Generator().manual_seed(seed)
+    feats = (torch.rand(1, 4, 32, 32, generator=g), torch.rand(1, 4, 16, 16, generator=g))
+    xy = torch.rand(40, 2, generator=g) * 60
+    wh = torch.rand(40, 2, generator=g) * 52 + 8
+    return feats, torch.cat([torch.zeros(40, 1), xy, xy + wh], 1)
+
+
+def extractor(**kwargs):
+    return MODELS.build(dict(type='NucleusRoIExtractor', roi_layer=dict(
+        type='RoIAlign', output_size=7, sampling_ratio=0), out_channels=4,
+        featmap_strides=[4, 8], finest_scale=16, **kwargs))
+
+
+def test_roi_extractor_samples_its_test_ratio_in_eval_mode_only():
+    feats, rois = roi_inputs()
+    mmdet = MODELS.build(dict(type='SingleRoIExtractor', roi_layer=dict(
+        type='RoIAlign', output_size=7, sampling_ratio=0), out_channels=4,
+        featmap_strides=[4, 8], finest_scale=16)).eval()
+    one = MODELS.build(dict(type='SingleRoIExtractor', roi_layer=dict(
+        type='RoIAlign', output_size=7, sampling_ratio=1), out_channels=4,
+        featmap_strides=[4, 8], finest_scale=16)).eval()
+    ours = extractor(test_sampling_ratio=1)
+    assert torch.equal(ours(feats, rois), mmdet(feats, rois))  # built in training mode
+    assert torch.equal(ours.eval()(feats, rois), one(feats, rois))
+    assert not torch.equal(one(feats, rois), mmdet(feats, rois))  # the ratio matters here
+    assert torch.equal(ours.train()(feats, rois), mmdet(feats, rois))  # and back
+    assert all(layer.sampling_ratio == 0 for layer in ours.roi_layers)
+    same = extractor().eval()  # no test ratio: the training's, MMDetection's output
+    assert torch.equal(same(feats, rois), mmdet(feats, rois))
+    assert ours.state_dict().keys() == mmdet.state_dict().keys()  # checkpoints load alike
+
+
+@pytest.mark.parametrize('ratio', [-1, 1.5, True, '1'])
+def test_roi_extractor_refuses_a_bad_test_ratio(ratio):
+    with pytest.raises(ValueError, match='test_sampling_ratio'):
+        extractor(test_sampling_ratio=ratio)
+
+
+def test_the_cpu_recipe_samples_one_point_per_bin_at_test_time():
+    cfg = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_cpu_mnv2.py')
+    box = cfg.model.roi_head.bbox_roi_extractor
+    assert box.type == 'NucleusRoIExtractor' and box.test_sampling_ratio == 1
+    assert box.roi_layer.sampling_ratio == 0  # training as before

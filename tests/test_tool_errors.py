@@ -211,8 +211,9 @@ def test_bench_scripts_bad_arguments(tmp_path):
                       check=False), 'need distinct view indices')
     refused(call_tool('bench/profile_inference.py', '--sizes', '640', check=False),
             "'640': expected WIDTHxHEIGHT")
-    refused(call_tool('bench/profile_inference.py', '--reps', '0', check=False),
-            '--reps must be at least 1')
+    for flag in ('--reps', '--rounds'):
+        refused(call_tool('bench/profile_inference.py', flag, '0', check=False),
+                '--reps and --rounds must be at least 1')
     refused(call_tool('bench/profile_inference.py', '--data',
                       str(tmp_path), '--sizes', '64x64', check=False), 'no DSB2018 images')
     refused(call_tool('bench/bench_rle.py', '--images', '0', check=False),
