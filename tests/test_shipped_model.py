@@ -12,7 +12,8 @@ from custom_modules.inference.inferencer import NucleusInferencer
 
 SAMPLE = osp.join(REPO, 'data', 'sample', 'stage1_train')
 # Each model must reproduce the sample score its metrics.json records (sample.score) within
-# this. For nucleiseg_mrcnn (0.3438, 2026-11-29) the floor is 0.3423, which each wrong
+# this. For nucleiseg_mrcnn (0.3438 on 2026-11-29, before the test-time RPN floor and
+# RoIAlign sampling of 2026-12-03; 0.3480 since) the floor was 0.3423, which each wrong
 # variant measured on the six images misses: RGB read as BGR 0.3409, the normalisation's
 # mean/std in the other channel order 0.3379, no normalisation 0.0036, the 'rgb' input mode
 # instead of 'grey_dark' 0.1857; thresholds.json absent (the recipe's 0.5 / 0.5 / 10) 0.3360,
