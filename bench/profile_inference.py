@@ -179,11 +179,10 @@ def print_ratios(models: List[str], shapes: list, totals: dict, rounds: int) -> 
     """Each model's median whole call over the rounds, and the first model's over it."""
     print(f'\nwhole call, median of {rounds} rounds (x: {models[0]} / model, times faster)')
     print(f'{"model":48}' + ''.join(f'{f"{w}x{h}":>18}' for h, w in shapes))
+    medians = {key: float(np.median(seconds)) for key, seconds in totals.items()}
     for index, model in enumerate(models):
-        cells = []
-        for shape in shapes:
-            median = float(np.median(totals[index, shape]))
-            cells.append(f'{median:8.3f} ({float(np.median(totals[0, shape])) / median:4.2f}x)')
+        cells = [f'{medians[index, shape]:8.3f} ({medians[0, shape] / medians[index, shape]:4.2f}x)'
+                 for shape in shapes]
         print(f'{model[-48:]:48}' + ''.join(f'{cell:>18}' for cell in cells))
 
 

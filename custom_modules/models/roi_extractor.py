@@ -42,7 +42,6 @@ class NucleusRoIExtractor(SingleRoIExtractor):
         self.train_sampling_ratio = self.roi_layers[0].sampling_ratio
         self.test_sampling_ratio = (self.train_sampling_ratio if test_sampling_ratio is None
                                     else test_sampling_ratio)
-        self.train(self.training)
 
     def train(self, mode: bool = True) -> 'NucleusRoIExtractor':
         """Set the mode, and the RoI layers' sampling ratio with it."""
