@@ -22,17 +22,21 @@ model = dict(
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=channels),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
-        # One RoIAlign sample per bin at test time (Matterport's crop_and_resize), the
-        # training's adaptive 0 otherwise: the box head's RoIAlign was half of a 1024^2
-        # view (BENCHMARKS.md "Where one view goes").
-        bbox_roi_extractor=dict(type='NucleusRoIExtractor', out_channels=channels,
-                                test_sampling_ratio=1),
+        # One RoIAlign sample per bin (Matterport's crop_and_resize), in training too:
+        # the box head's RoIAlign was half of a 1024^2 view and its single-threaded
+        # backward the largest operator of a training step (BENCHMARKS.md "Where one
+        # view goes", "Training speed").
+        bbox_roi_extractor=dict(type='NucleusRoIExtractor', roi_layer=dict(sampling_ratio=1),
+                                out_channels=channels, test_sampling_ratio=1),
         bbox_head=dict(in_channels=channels, fc_out_channels=512),
         mask_roi_extractor=dict(out_channels=channels),
         mask_head=dict(in_channels=channels, conv_out_channels=channels)),
-    # 600 RoIs per image cost more than they teach a small model on 256 crops.
-    train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=1000),
-                   rcnn=dict(sampler=dict(num=256))),
+    # Training: 128 sampled RoIs per 256 x 256 crop (the solution's 600 per 512 x 512 cost
+    # more than they teach a small model) from 500 proposals; with one RoIAlign sample per
+    # bin, 1.4x the step of the 256 from 1,000 before 2026-12-03 at the same fold-0 score
+    # (BENCHMARKS.md "Training speed").
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+                   rcnn=dict(sampler=dict(num=128))),
     # At test time: an objectness floor on the three finest FPN levels only (the coarse
     # ones find large nuclei, which the RPN scores low) and half the base's proposals
     # per 512 x 512 (1,000 after NMS; rpn_caps_area scales them): together with the

@@ -146,4 +146,12 @@ def test_the_cpu_recipe_samples_one_point_per_bin_at_test_time():
     cfg = Config.fromfile(f'{REPO}/configs/dsb_mrcnn_cpu_mnv2.py')
     box = cfg.model.roi_head.bbox_roi_extractor
     assert box.type == 'NucleusRoIExtractor' and box.test_sampling_ratio == 1
-    assert box.roi_layer.sampling_ratio == 0  # training as before
+    assert box.roi_layer.sampling_ratio == 1  # in training too since 2026-12-03
+    train = cfg.model.train_cfg
+    assert train.rcnn.sampler.num == 128 and train.rpn_proposal.max_per_img == 500
+    shipped = Config.fromfile(f'{REPO}/model_zoo/nucleiseg_mrcnn/config.py').model
+    assert shipped.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio == 0  # what trained it
+    assert shipped.roi_head.bbox_roi_extractor.test_sampling_ratio == 1  # inference as the recipe
+    assert shipped.train_cfg.rcnn.sampler.num == 256
+    assert (shipped.train_cfg.rpn_proposal.nms_pre, shipped.train_cfg.rpn_proposal.max_per_img) \
+        == (2000, 1000)
