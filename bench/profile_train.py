@@ -1,10 +1,12 @@
 """Where a training iteration's time goes: data, each part of the model, backward, optimizer.
 
     python bench/profile_train.py CONFIG [--iters 8] [--skip 3] [--depth 2]
+        [--load-from CKPT [--trust-pickle]]
 
 Trains a few iterations of CONFIG as bench/bench_train.py does (no
-validation, no checkpoint, random encoder weights) and, over the iterations
-after ``--skip``, reports per iteration:
+validation, no checkpoint, random encoder weights, or ``--load-from`` a
+trained model's: its heads then sample as a real run's do) and, over the
+iterations after ``--skip``, reports per iteration:
 
 - ``data wait``: time the loop waits for the next batch (the loader's workers
   prepare batches beside the training; 0 when they keep up), and
@@ -32,6 +34,7 @@ sys.path.insert(0, ROOT)
 from mmengine.hooks import Hook  # noqa: E402
 
 from bench.bench_train import bench_runner  # noqa: E402
+from custom_modules.engine.checkpoint import trust_pickled_code  # noqa: E402
 from custom_modules.inference.model_zoo import load_config  # noqa: E402
 
 
@@ -161,11 +164,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--depth', type=int, default=2, help='module levels to time')
     parser.add_argument('--pipeline-samples', type=int, default=16)
     parser.add_argument('--ops', type=int, default=0, help='also the N costliest operators')
+    parser.add_argument('--load-from', metavar='CKPT', help='start from these weights')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='load a checkpoint that pickles more than tensors and data')
     args = parser.parse_args(argv)
     if args.iters < args.skip + 1:
         parser.error('--iters must exceed --skip')
+    if args.load_from is not None and not os.path.isfile(args.load_from):
+        parser.error(f'--load-from {args.load_from}: no such checkpoint file')
+    trust_pickled_code(args.trust_pickle)
     cfg = load_config(args.config)
-    runner = bench_runner(cfg, args.iters, 'profile_train')
+    runner = bench_runner(cfg, args.iters, 'profile_train', args.load_from)
     clock = Clock()
     runner.register_hook(PhaseTimer(clock, args.skip, args.depth))
     if args.ops:

@@ -203,6 +203,8 @@ def test_bench_scripts_bad_arguments(tmp_path):
             '--iters must exceed --skip + 1')
     refused(call_tool('bench/bench_train.py', SMOKE, '--load-from', str(tmp_path / 'no.pth'),
                       check=False), 'no.pth: no such checkpoint file')
+    refused(call_tool('bench/profile_train.py', SMOKE, '--load-from', str(tmp_path / 'no.pth'),
+                      check=False), 'no.pth: no such checkpoint file')
     refused(call_tool('bench/bench_train_variants.py', 'configs/nope.py', check=False),
             'configs/nope.py: no such config file')
     refused(call_tool('bench/bench_train_variants.py', SMOKE, '--steps', '3', '--skip', '2',
