@@ -23,9 +23,9 @@ model = dict(
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
         # One RoIAlign sample per bin (Matterport's crop_and_resize), in training too:
-        # the box head's RoIAlign was half of a 1024^2 view and its single-threaded
-        # backward the largest operator of a training step (BENCHMARKS.md "Where one
-        # view goes", "Training speed").
+        # the box head's RoIAlign was half of a 1024^2 view, and its backward (mmcv's
+        # single-threaded kernel) 12 % of a training step (BENCHMARKS.md "Where one view
+        # goes", "Where an iteration goes").
         bbox_roi_extractor=dict(type='NucleusRoIExtractor', roi_layer=dict(sampling_ratio=1),
                                 out_channels=channels, test_sampling_ratio=1),
         bbox_head=dict(in_channels=channels, fc_out_channels=512),
@@ -33,8 +33,8 @@ model = dict(
         mask_head=dict(in_channels=channels, conv_out_channels=channels)),
     # Training: 128 sampled RoIs per 256 x 256 crop (the solution's 600 per 512 x 512 cost
     # more than they teach a small model) from 500 proposals; with one RoIAlign sample per
-    # bin, 1.4x the step of the 256 from 1,000 before 2026-12-03 at the same fold-0 score
-    # (BENCHMARKS.md "Training speed").
+    # bin, 1.35x per iteration against the 256 from 1,000 before 2026-12-03, at the same
+    # fold-0 score (BENCHMARKS.md "Training speed").
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=500),
                    rcnn=dict(sampler=dict(num=128))),
     # At test time: an objectness floor on the three finest FPN levels only (the coarse
