@@ -64,21 +64,32 @@ def bench_runner(cfg, iters: int, name: str, load_from: Optional[str] = None) ->
     return Runner.from_cfg(cfg)
 
 
+def add_load_from_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--load-from CKPT`` and ``--trust-pickle`` (this tool's and profile_train's)."""
+    parser.add_argument('--load-from', metavar='CKPT',
+                        help='start from these weights (a trained model)')
+    parser.add_argument('--trust-pickle', action='store_true',
+                        help='load a checkpoint that pickles more than tensors and data')
+
+
+def checked_load_from(parser: argparse.ArgumentParser, args) -> Optional[str]:
+    """``--load-from``'s file, refused with one line when missing; sets the pickle policy."""
+    if args.load_from is not None and not osp.isfile(args.load_from):
+        parser.error(f'--load-from {args.load_from}: no such checkpoint file')
+    trust_pickled_code(args.trust_pickle)
+    return args.load_from
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--iters', type=int, default=12)
     parser.add_argument('--skip', type=int, default=2)
-    parser.add_argument('--load-from', metavar='CKPT',
-                        help='start every config from these weights (a trained model)')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='load a checkpoint that pickles more than tensors and data')
+    add_load_from_arguments(parser)
     args = parser.parse_args(argv)
     if args.skip < 0 or args.iters < args.skip + 2:
         parser.error('--iters must exceed --skip + 1 (two timed iterations at least), --skip >= 0')
-    if args.load_from is not None and not osp.isfile(args.load_from):
-        parser.error(f'--load-from {args.load_from}: no such checkpoint file')
-    trust_pickled_code(args.trust_pickle)
+    load_from = checked_load_from(parser, args)
     configs = []
     for path in args.configs:  # all checked before the first one runs
         try:
@@ -87,7 +98,7 @@ def main(argv=None):
         except ValueError as err:
             parser.error(f'{path}: {err}' if not str(err).startswith(path) else str(err))
     for i, (path, cfg) in enumerate(configs):
-        runner = bench_runner(cfg, args.iters, f'bench_train_{i}', args.load_from)
+        runner = bench_runner(cfg, args.iters, f'bench_train_{i}', load_from)
         timer = IterTimer()
         runner.register_hook(timer)
         runner.train()

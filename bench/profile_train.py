@@ -33,8 +33,8 @@ sys.path.insert(0, ROOT)
 
 from mmengine.hooks import Hook  # noqa: E402
 
-from bench.bench_train import bench_runner  # noqa: E402
-from custom_modules.engine.checkpoint import trust_pickled_code  # noqa: E402
+from bench.bench_train import (add_load_from_arguments, bench_runner,  # noqa: E402
+                               checked_load_from)
 from custom_modules.inference.model_zoo import load_config  # noqa: E402
 
 
@@ -164,17 +164,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--depth', type=int, default=2, help='module levels to time')
     parser.add_argument('--pipeline-samples', type=int, default=16)
     parser.add_argument('--ops', type=int, default=0, help='also the N costliest operators')
-    parser.add_argument('--load-from', metavar='CKPT', help='start from these weights')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='load a checkpoint that pickles more than tensors and data')
+    add_load_from_arguments(parser)
     args = parser.parse_args(argv)
     if args.iters < args.skip + 1:
         parser.error('--iters must exceed --skip')
-    if args.load_from is not None and not os.path.isfile(args.load_from):
-        parser.error(f'--load-from {args.load_from}: no such checkpoint file')
-    trust_pickled_code(args.trust_pickle)
+    load_from = checked_load_from(parser, args)
     cfg = load_config(args.config)
-    runner = bench_runner(cfg, args.iters, 'profile_train', args.load_from)
+    runner = bench_runner(cfg, args.iters, 'profile_train', load_from)
     clock = Clock()
     runner.register_hook(PhaseTimer(clock, args.skip, args.depth))
     if args.ops:

@@ -25,7 +25,8 @@ model = dict(
         # One RoIAlign sample per bin (Matterport's crop_and_resize), in training too:
         # the box head's RoIAlign was half of a 1024^2 view, and its backward (mmcv's
         # single-threaded kernel) 12 % of a training step (BENCHMARKS.md "Where one view
-        # goes", "Where an iteration goes").
+        # goes", "Where an iteration goes"). test_sampling_ratio stays explicit: a config
+        # that trains at another ratio (the shipped Mask R-CNN's, 0) still tests at 1.
         bbox_roi_extractor=dict(type='NucleusRoIExtractor', roi_layer=dict(sampling_ratio=1),
                                 out_channels=channels, test_sampling_ratio=1),
         bbox_head=dict(in_channels=channels, fc_out_channels=512),
