@@ -7,8 +7,8 @@ from mmengine.config import Config
 
 from custom_modules.evaluation.metric import score_label_maps
 from custom_modules.inference.builder import predictor_cfg
-from custom_modules.inference.diameter import (SHARPEN, NucleusRescaledModel, enlarge,
-                                               estimate_diameter, parse_diameter,
+from custom_modules.inference.diameter import (SHARPEN, TRUST_COUNT, NucleusRescaledModel,
+                                               enlarge, estimate_diameter, parse_diameter,
                                                rescale_factor, supported_coverage)
 from custom_modules.inference.tta import NucleusTTAModel
 from custom_modules.structures.label_map import LabelMapPrediction
@@ -89,6 +89,50 @@ def test_probe_is_not_fooled_by_cells_that_only_the_smallest_scale_sees():
     est = estimate_diameter(CellsWhenSmallNet().predict_label_map, img)
     assert est.coverage[-1][1] > 10 * est.coverage[0][1]  # the cells cover most at 1/8
     assert abs(est.diameter - 18) < 4 and rescale_factor(est.diameter) == 1.0, est
+
+
+class CellsWhenShrunkNet(SizeBlindNet):
+    """Sees the small nuclei at full size; shrunk 4x or more, the cells around them look
+    like nuclei, the same size at 1/4 and 1/8 (brightfield of the held-out types)."""
+
+    def predict_label_map(self, img, out_shape=None, raw=False):
+        if max(img.shape[:2]) > 300:
+            return super().predict_label_map(img, out_shape, raw)
+        cells = np.where(img > 60, 255, 0).astype(np.uint8)
+        return super().predict_label_map(cells, out_shape, raw)
+
+
+@pytest.mark.parametrize('trust_count, fooled', [(None, True), (TRUST_COUNT, False)])
+def test_probe_trusts_many_nuclei_at_scale_one(trust_count, fooled):
+    img = np.full((1024, 1024, 3), 20, np.uint8)
+    for cy in range(50, 1024, 100):
+        for cx in range(50, 1024, 100):
+            cv2.circle(img, (cx, cy), 40, (100, 100, 100), -1)  # a cell, 80 px
+            cv2.circle(img, (cx, cy), 9, (220, 220, 220), -1)  # its nucleus, 18 px
+    net = CellsWhenShrunkNet()
+    est = estimate_diameter(net.predict_label_map, img, trust_count=trust_count)
+    if fooled:  # 1/4 and 1/8 agree on the cells, which cover more than the nuclei
+        assert abs(est.diameter - 80) < 12 and est.scale < 0.5, est
+    else:  # 25 nuclei in the window at scale 1: it wins, no smaller scale is probed
+        assert abs(est.diameter - 18) < 4 and est.scale == 1.0, est
+        assert net.calls == [(512, 512)]
+
+
+@pytest.mark.parametrize('radius, probed', [(9, 1), (24, 4)])
+def test_probe_trusts_scale_one_only_well_inside_the_probe_range(radius, probed):
+    img, _ = discs((1024, 1024), radius, 2 * radius + 12)  # 20+ nuclei in the window
+    net = SizeBlindNet()
+    estimate_diameter(net.predict_label_map, img)
+    assert len(net.calls) == probed  # 48 px nuclei: wider ones would go uncounted at 1
+
+
+def test_unet_configs_never_trust_scale_one_outright():
+    from conftest import REPO
+    from custom_modules.inference.model_zoo import load_config
+    cfg = load_config(f'{REPO}/configs/dsb_unet_cpu.py')
+    assert predictor_cfg(cfg, diameter='auto')['trust_count'] is None
+    mrcnn = load_config(f'{REPO}/configs/dsb_mrcnn_cpu_mnv2.py')
+    assert 'trust_count' not in predictor_cfg(mrcnn, diameter='auto')  # the default, 20
 
 
 @pytest.mark.parametrize('radius, kept', [(11, True), (18, True), (4, False)])

@@ -13,7 +13,9 @@ confident nuclei *cover* most of the window. Specks on too-large nuclei are many
 small, so they cover little; the right scale covers the nuclei. A smaller scale counts
 only as far as a neighbouring scale covers as much, with nuclei of the same size
 (:func:`supported_coverage`): at 1/8 the cells around small nuclei (brightfield) look
-like nuclei, at 1/4 they do not, or not as large. The diameter is the median
+like nuclei, at 1/4 they do not, or not as large. When the unscaled image alone shows
+many confident nuclei (``trust_count``), they are the nuclei and scale 1 wins: on
+brightfield of other microscopes 1/4 and 1/8 agree on the cells. The diameter is the median
 equivalent diameter of that scale's nuclei, in the input's pixels. Images whose estimate
 lies inside ``keep_range`` (sizes the network handles as they are) are predicted
 unchanged, so images like the training set lose nothing.
@@ -41,6 +43,12 @@ PROBE_SCALES = (1.0, 0.5, 0.25, 0.125)
 # within this factor. On 57 fold-0 images at 0.5-3x (U-Net) and 7 (ensemble), 1.2 lost
 # two images that 1.35-1.5 kept; nothing changed between 1.35 and 1.5.
 AGREE = 1.4
+# Scale 1 wins outright with this many confident nuclei, of a width AGREE x larger nuclei
+# would still be counted at (near 64 px the widest go uncounted, the median reads low). On
+# 14 held-out brightfield images it found 21-55 of 18-26 px; 1/4 and 1/8 agreed on the cells
+# (63-131 px) and shrank the images 4x. The U-Net finds 20+ fragments on too large nuclei:
+# its configs turn this off (BENCHMARKS.md "On image types never seen in training").
+TRUST_COUNT = 20
 # Images of nuclei under keep_range are enlarged by Lanczos (8 x 8 pixels), sharper
 # than bilinear: fold-0 images shrunk 2x, then predicted with 'auto' by the shipped
 # U-Net, 0.5279 against 0.5080 (bicubic 0.5194; BENCHMARKS.md "Nucleus size").
@@ -111,7 +119,8 @@ def busiest_window(img: np.ndarray, size: int) -> Tuple[slice, slice]:
 def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_SCALES,
                       window: int = 512, score_thr: float = 0.5, min_side: int = 48,
                       keep_share: float = 0.8,
-                      probe_range: Sequence[float] = (6.0, 64.0)) -> DiameterEstimate:
+                      probe_range: Sequence[float] = (6.0, 64.0),
+                      trust_count: Optional[int] = TRUST_COUNT) -> DiameterEstimate:
     """Estimate the nucleus diameter of one image with a label-map predictor.
 
     Args:
@@ -125,6 +134,9 @@ def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_
             share of the best wins (a smaller scale merges small nuclei).
         probe_range: only nuclei this wide in the probed window count (narrower:
             specks; wider: merged clumps or sizes the network was not trained on).
+        trust_count: the first scale wins when it counts at least this many nuclei
+            whose median width, ``AGREE`` times larger, is still inside ``probe_range``
+            (``None``: never outright).
     """
     found = []
     for scale in sorted(set(scales), reverse=True):
@@ -141,6 +153,9 @@ def estimate_diameter(predict, img: np.ndarray, scales: Sequence[float] = PROBE_
         coverage = float((areas * weights).sum() / max(crop.size, 1))
         found.append((scale, coverage,
                       float(np.median(widths[counted])) / scale if counted.any() else np.nan))
+        if (len(found) == 1 and trust_count is not None and counted.sum() >= trust_count
+                and found[0][2] * AGREE <= probe_range[1]):
+            break  # the first scale shows many nuclei: it wins, the others are not probed
     supported = supported_coverage(found)
     best = max(supported)
     if best <= 0:
@@ -225,6 +240,8 @@ class NucleusRescaledModel(BaseTTAModel):
         keep_range: estimates inside it are predicted unchanged (``None``: always rescale).
         factor_range: the least and largest resize factor.
         window: side of the window the size probe predicts at each scale.
+        trust_count: scale 1 wins when it counts this many nuclei (``None``: never
+            outright; see :func:`estimate_diameter`).
         data_preprocessor: unused (the wrapped model preprocesses).
     """
 
@@ -232,6 +249,7 @@ class NucleusRescaledModel(BaseTTAModel):
                  train_diameter: float = TRAIN_DIAMETER,
                  keep_range: Optional[Sequence[float]] = KEEP_RANGE,
                  factor_range: Sequence[float] = (0.125, 4.0), window: int = 512,
+                 trust_count: Optional[int] = TRUST_COUNT,
                  data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(module=module, data_preprocessor=data_preprocessor)
         self.diameter = parse_diameter(diameter)
@@ -244,6 +262,7 @@ class NucleusRescaledModel(BaseTTAModel):
         self.keep_range = None if keep_range is None else tuple(map(float, keep_range))
         self.factor_range = tuple(map(float, factor_range))
         self.window = window
+        self.trust_count = trust_count
         self.last_estimate: Optional[DiameterEstimate] = None
         self._whole: Optional[LabelMapPrediction] = None  # the probe's whole image at scale 1
 
@@ -272,7 +291,8 @@ class NucleusRescaledModel(BaseTTAModel):
                 self._whole = pred
             return pred
 
-        self.last_estimate = estimate_diameter(probe, img, window=self.window)
+        self.last_estimate = estimate_diameter(probe, img, window=self.window,
+                                               trust_count=self.trust_count)
         return rescale_factor(self.last_estimate.diameter, self.train_diameter,
                               self.keep_range, self.factor_range)
 
