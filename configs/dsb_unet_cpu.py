@@ -70,7 +70,7 @@ tta_views_full = {{_base_.d4_views}}
 tile = dict(size=1024, overlap=256)
 
 # The size probe (--diameter auto) never lets scale 1 win on its count alone: on nuclei
-# 2-3x the training size this U-Net returns 20 or more confident fragments of 12-31 px,
+# 2-3x the training size this U-Net returns 20 or more confident fragments of 13-31 px,
 # which would keep fold-0 images enlarged 3x unshrunk (-0.015 there; the Mask R-CNN and the
 # ensemble return few; BENCHMARKS.md "Nucleus size").
 nucleus_size = dict(trust_count=None)
